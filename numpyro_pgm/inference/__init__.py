@@ -1,0 +1,17 @@
+"""Inference methods, each a thin layer over NumPyro, and the one ``fit``."""
+
+from .fit import METHODS as METHODS
+from .fit import fit as fit
+from .laplace import LaplaceError as LaplaceError
+from .mcmc import default_chain_method as default_chain_method
+from .svi import GUIDES as GUIDES
+from .svi import SVIError as SVIError
+
+__all__ = [
+    "GUIDES",
+    "LaplaceError",
+    "METHODS",
+    "SVIError",
+    "default_chain_method",
+    "fit",
+]

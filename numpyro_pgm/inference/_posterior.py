@@ -1,0 +1,190 @@
+"""What every method does with its latent draws: complete, score and predict.
+
+All functions take draws shaped ``(chain, draw, *site)`` and return the same layout.
+"""
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import logsumexp
+from numpyro import handlers
+from numpyro.infer import Predictive
+
+from ._inspect import ModelInfo, enumerated, uncondition
+
+__all__ = [
+    "complete_draws",
+    "pointwise_log_likelihood",
+    "predictive_groups",
+]
+
+
+def _flatten(draws: Mapping[str, Any]) -> tuple[dict[str, jax.Array], tuple[int, int]]:
+    first = next(iter(draws.values()))
+    batch = tuple(np.shape(first)[:2])
+    flat = {
+        k: jnp.reshape(jnp.asarray(v), (-1, *np.shape(v)[2:])) for k, v in draws.items()
+    }
+    return flat, batch
+
+
+def _unflatten(
+    flat: Mapping[str, Any], batch: tuple[int, int]
+) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v).reshape(*batch, *np.shape(v)[1:]) for k, v in flat.items()}
+
+
+def _with_params(model: Callable, params: Mapping[str, Any] | None) -> Callable:
+    return handlers.substitute(model, data=dict(params)) if params else model
+
+
+def complete_draws(
+    rng_key: jax.Array,
+    model: Callable,
+    data: Mapping[str, Any],
+    info: ModelInfo,
+    latent_draws: Mapping[str, Any],
+    *,
+    params: Mapping[str, Any] | None = None,
+) -> dict[str, np.ndarray]:
+    """Add deterministic sites and draws of summed-out discrete sites.
+
+    Discrete sites that the method summed out are drawn from their conditional
+    posterior given each draw of the continuous sites (``infer_discrete``), so no
+    latent site is silently dropped.
+    """
+    missing_discrete = tuple(s for s in info.enumerable_sites if s not in latent_draws)
+    wanted = info.deterministic_sites + missing_discrete
+    if not wanted:
+        return {k: np.asarray(v) for k, v in latent_draws.items()}
+    flat, batch = _flatten(latent_draws)
+    base = _with_params(model, params)
+    if missing_discrete:
+        base = enumerated(base, missing_discrete)
+    predictive = Predictive(
+        base,
+        posterior_samples=flat,
+        return_sites=list(wanted),
+        infer_discrete=bool(missing_discrete),
+        batch_ndims=1,
+    )
+    extra = predictive(rng_key, **data)
+    out = {k: np.asarray(v) for k, v in latent_draws.items()}
+    out.update(_unflatten(extra, batch))
+    return out
+
+
+def pointwise_log_likelihood(
+    model: Callable,
+    data: Mapping[str, Any],
+    info: ModelInfo,
+    draws: Mapping[str, Any],
+    *,
+    params: Mapping[str, Any] | None = None,
+) -> dict[str, np.ndarray]:
+    r"""Log density of each observation given each draw, discrete latents summed out.
+
+    For a site ``x`` with a local discrete latent ``z`` (a mixture),
+
+    .. math::
+
+        \log p(x_n \mid \theta) = \log \sum_k p(z_n = k \mid \theta)\,
+        p(x_n \mid z_n = k, \theta),
+
+    which is what makes PSIS-LOO valid for mixtures. Returns an empty dict when the
+    likelihood does not split over observations (a discrete latent shared by many
+    observations).
+    """
+    if not info.observed_sites:
+        return {}
+    continuous = {k: v for k, v in draws.items() if k not in info.enumerable_sites}
+    enum_sites = info.enumerable_sites
+    model = _with_params(model, params)
+    if enum_sites:
+        from numpyro.contrib.funsor import enum
+
+        model = enum(
+            enumerated(model, enum_sites),
+            first_available_dim=-info.max_plate_nesting - 1,
+        )
+    depth = info.max_plate_nesting
+
+    def single(sample: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        substituted = handlers.substitute(handlers.seed(model, 0), data=sample)
+        model_trace = handlers.trace(substituted).get_trace(**data)
+        discrete_terms = [
+            model_trace[name]["fn"].log_prob(model_trace[name]["value"])
+            for name in enum_sites
+        ]
+        result = {}
+        for name in info.observed_sites:
+            site = model_trace[name]
+            log_prob = site["fn"].log_prob(site["value"])
+            if discrete_terms:
+                obs_shape = np.shape(info.observed_values[name])
+                obs_batch = obs_shape[: len(obs_shape) - len(site["fn"].event_shape)]
+                total = log_prob
+                for term in discrete_terms:
+                    trailing = jnp.shape(term)[jnp.ndim(term) - depth :]
+                    if trailing != tuple(obs_batch[len(obs_batch) - depth :]):
+                        raise _NotPointwise(name)
+                    total = total + term
+                num_enum = jnp.ndim(total) - depth
+                total = logsumexp(total, axis=tuple(range(num_enum)))
+                total = jnp.broadcast_to(total, obs_batch) if jnp.ndim(total) else total
+                log_prob = total
+            result[name] = log_prob
+        return result
+
+    flat, batch = _flatten(continuous)
+    try:
+        values = jax.lax.map(single, flat, batch_size=64)
+    except _NotPointwise:
+        return {}
+    return _unflatten(values, batch)
+
+
+class _NotPointwise(Exception):
+    """A discrete latent is shared by several observations."""
+
+
+def predictive_groups(
+    rng_key: jax.Array,
+    model: Callable,
+    data: Mapping[str, Any],
+    info: ModelInfo,
+    draws: Mapping[str, Any],
+    *,
+    params: Mapping[str, Any] | None = None,
+    prior: bool = False,
+    posterior_predictive: bool = False,
+    num_prior_samples: int = 500,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Draw the prior, prior-predictive and posterior-predictive groups on request."""
+    groups: dict[str, dict[str, np.ndarray]] = {}
+    free = uncondition(_with_params(model, params), sites=info.observed_sites)
+    prior_key, posterior_key = jax.random.split(rng_key)
+    if prior:
+        simulated = Predictive(free, num_samples=num_prior_samples)(prior_key, **data)
+        simulated = {k: np.asarray(v)[None] for k, v in simulated.items()}
+        groups["prior"] = {
+            k: v
+            for k, v in simulated.items()
+            if k in info.latent_sites or k in info.deterministic_sites
+        }
+        groups["prior_predictive"] = {
+            k: v for k, v in simulated.items() if k in info.observed_sites
+        }
+    if posterior_predictive and info.observed_sites:
+        flat, batch = _flatten(draws)
+        replicated = Predictive(
+            free,
+            posterior_samples=flat,
+            return_sites=list(info.observed_sites),
+            batch_ndims=1,
+        )(posterior_key, **data)
+        groups["posterior_predictive"] = _unflatten(replicated, batch)
+    return groups

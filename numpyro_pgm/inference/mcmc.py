@@ -1,0 +1,331 @@
+"""NUTS, HMC and Gibbs through ``numpyro.infer.MCMC``.
+
+Chains run with the ``chain_method`` chosen by :func:`default_chain_method`:
+``"parallel"`` when JAX sees at least as many devices as chains (one compiled
+sampler, run on every device at once), otherwise ``"vectorized"`` (one compiled
+sampler, chains batched with ``vmap``), which compiles once whatever the number of
+chains, where ``"sequential"`` would compile the sampling loop once per chain. Pass
+``chain_method=`` to choose yourself.
+"""
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import numpy as np
+from numpyro.infer import HMC, MCMC, NUTS
+from numpyro.infer.gibbs import CustomGibbs, DiscreteGibbs, Gibbs
+from numpyro.infer.hmc_gibbs import HMCGibbsState
+
+from .._typing import GibbsUpdate
+from ._inspect import ModelInfo, enumerated
+
+__all__ = ["default_chain_method", "run_gibbs", "run_hmc", "CHAIN_METHODS"]
+
+CHAIN_METHODS = ("parallel", "vectorized", "sequential")
+
+MSG_NOT_ENUMERABLE = (
+    "{method} needs every latent site to be continuous or summable, but the "
+    "discrete site(s) {sites} have infinite support and cannot be enumerated. "
+    "Ways out: marginalise them analytically in the model; or use "
+    "method='gibbs' with `conditionals={{{first!r}: update_fn}}` giving their full "
+    "conditional."
+)
+
+_HMC_FIELDS = {
+    "diverging": "diverging",
+    "num_steps": "n_steps",
+    "energy": "energy",
+    "adapt_state.step_size": "step_size",
+    "accept_prob": "acceptance_rate",
+    "potential_energy": "lp",
+}
+
+
+def default_chain_method(num_chains: int) -> str:
+    """Choose how chains run: parallel on enough devices, else vectorised."""
+    if num_chains <= 1:
+        return "sequential"
+    if jax.local_device_count() >= num_chains:
+        return "parallel"
+    return "vectorized"
+
+
+def _check_chain_method(chain_method: str | None, num_chains: int) -> str:
+    if chain_method is None:
+        return default_chain_method(num_chains)
+    if chain_method not in CHAIN_METHODS:
+        raise ValueError(
+            f"chain_method must be one of {CHAIN_METHODS}; got {chain_method!r}."
+        )
+    return chain_method
+
+
+def _check_counts(**counts: int) -> None:
+    for name, value in counts.items():
+        minimum = 0 if name == "num_warmup" else 1
+        if not isinstance(value, int | np.integer) or isinstance(value, bool):
+            raise TypeError(f"{name} must be an int; got {value!r}.")
+        if value < minimum:
+            raise ValueError(f"{name} must be >= {minimum}; got {value}.")
+
+
+def _tree_depth(num_steps: np.ndarray) -> np.ndarray:
+    return np.ceil(np.log2(np.asarray(num_steps, dtype=np.float64) + 1.0)).astype(
+        np.int64
+    )
+
+
+def _run(
+    rng_key: jax.Array,
+    kernel: Any,
+    data: Mapping[str, Any],
+    *,
+    extra_fields: Mapping[str, str],
+    num_warmup: int,
+    num_samples: int,
+    num_chains: int,
+    chain_method: str | None,
+    thinning: int,
+    progress_bar: bool,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+    _check_counts(
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        num_chains=num_chains,
+        thinning=thinning,
+    )
+    chain_method = _check_chain_method(chain_method, num_chains)
+    if isinstance(kernel, Gibbs) and chain_method == "vectorized":
+        # NumPyro's Gibbs kernels take one key per chain: no vmap over chains.
+        chain_method = "sequential"
+    mcmc = MCMC(
+        kernel,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        num_chains=num_chains,
+        chain_method=chain_method,
+        thinning=thinning,
+        progress_bar=progress_bar,
+    )
+    start = time.perf_counter()
+    mcmc.run(rng_key, extra_fields=tuple(extra_fields), **data)
+    samples = {
+        k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()
+    }
+    raw = mcmc.get_extra_fields(group_by_chain=True)
+    elapsed = time.perf_counter() - start
+    stats = {extra_fields[k]: np.asarray(raw[k]) for k in extra_fields}
+    if "lp" in stats:
+        stats["lp"] = -stats["lp"]
+    if "n_steps" in stats:
+        stats["tree_depth"] = _tree_depth(stats["n_steps"])
+    settings = {
+        "num_warmup": num_warmup,
+        "num_samples": num_samples,
+        "num_chains": num_chains,
+        "chain_method": chain_method,
+        "thinning": thinning,
+    }
+    return samples, stats, {"settings": settings, "sampling": elapsed}
+
+
+def run_hmc(
+    rng_key: jax.Array,
+    model: Callable,
+    data: Mapping[str, Any],
+    info: ModelInfo,
+    *,
+    algorithm: str = "nuts",
+    num_warmup: int = 1000,
+    num_samples: int = 1000,
+    num_chains: int = 4,
+    chain_method: str | None = None,
+    thinning: int = 1,
+    target_accept_prob: float = 0.8,
+    max_tree_depth: int = 10,
+    num_leapfrog_steps: int | None = None,
+    dense_mass: bool = False,
+    init_strategy: Callable | None = None,
+    progress_bar: bool = True,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+    """Run NUTS (``algorithm="nuts"``) or static HMC over all continuous sites.
+
+    Discrete latent sites with finite support are summed out by enumeration
+    (NumPyro with funsor); any other discrete latent is an error that names it.
+    """
+    not_enumerable = [s for s in info.discrete_sites if s not in info.enumerable_sites]
+    if not_enumerable:
+        raise ValueError(
+            MSG_NOT_ENUMERABLE.format(
+                method=algorithm.upper(), sites=not_enumerable, first=not_enumerable[0]
+            )
+        )
+    if not 0.0 < target_accept_prob < 1.0:
+        raise ValueError(
+            f"target_accept_prob must lie in (0, 1); got {target_accept_prob}."
+        )
+    model = enumerated(model, info.enumerable_sites)
+    kernel_options: dict[str, Any] = {
+        "target_accept_prob": target_accept_prob,
+        "dense_mass": dense_mass,
+    }
+    if init_strategy is not None:
+        kernel_options["init_strategy"] = init_strategy
+    if algorithm == "nuts":
+        kernel = NUTS(model, max_tree_depth=max_tree_depth, **kernel_options)
+    else:
+        kernel = HMC(model, num_steps=num_leapfrog_steps, **kernel_options)
+    samples, stats, extra = _run(
+        rng_key,
+        kernel,
+        data,
+        extra_fields=_HMC_FIELDS,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        num_chains=num_chains,
+        chain_method=chain_method,
+        thinning=thinning,
+        progress_bar=progress_bar,
+    )
+    extra["settings"].update(
+        algorithm=algorithm,
+        target_accept_prob=target_accept_prob,
+        max_tree_depth=max_tree_depth if algorithm == "nuts" else None,
+        num_leapfrog_steps=num_leapfrog_steps,
+        dense_mass=dense_mass,
+        enumerated_sites=list(info.enumerable_sites),
+    )
+    return samples, stats, extra
+
+
+class _GibbsWithHMC(Gibbs):
+    """A Gibbs kernel whose last block is NUTS, exposing ``hmc_state`` fields."""
+
+    _state_cls = HMCGibbsState
+
+
+def _block_sites(key: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (key,) if isinstance(key, str) else tuple(key)
+
+
+def _wrap_update(
+    update: GibbsUpdate, sites: tuple[str, ...], data: Mapping[str, Any]
+) -> Callable:
+    def gibbs_fn(*, rng_key, gibbs_sites, hmc_sites):
+        new_values = update(rng_key, {**hmc_sites, **gibbs_sites}, data)
+        if not isinstance(new_values, Mapping) or set(new_values) != set(sites):
+            received = sorted(new_values) if isinstance(new_values, Mapping) else None
+            raise ValueError(
+                f"the conditional update for {list(sites)} must return a dict with "
+                f"exactly the keys {sorted(sites)}; it returned keys {received}."
+            )
+        return {s: new_values[s] for s in sites}
+
+    return gibbs_fn
+
+
+def run_gibbs(
+    rng_key: jax.Array,
+    model: Callable,
+    data: Mapping[str, Any],
+    info: ModelInfo,
+    *,
+    conditionals: Mapping[str | tuple[str, ...], GibbsUpdate] | None = None,
+    num_warmup: int = 1000,
+    num_samples: int = 1000,
+    num_chains: int = 4,
+    chain_method: str | None = None,
+    thinning: int = 1,
+    target_accept_prob: float = 0.8,
+    max_tree_depth: int = 10,
+    dense_mass: bool = False,
+    progress_bar: bool = True,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+    """Run block Gibbs with NumPyro's composable Gibbs kernels.
+
+    Each entry of ``conditionals`` maps a site name (or a tuple of names) to
+    ``update(rng_key, values, data) -> {site: new value}``, a draw from the full
+    conditional given the current ``values`` of every latent site. Sites without
+    one are updated by discrete Gibbs (finite discrete sites) or, jointly, by NUTS
+    (continuous sites).
+    """
+    conditionals = dict(conditionals or {})
+    blocks, owned = [], set()
+    for key, update in conditionals.items():
+        sites = _block_sites(key)
+        unknown = [s for s in sites if s not in info.latent_sites]
+        if unknown:
+            raise ValueError(
+                f"conditionals has key {key!r} naming {unknown}, which are not latent "
+                f"sites of the model; the latent sites are {list(info.latent_sites)}."
+            )
+        if not callable(update):
+            raise TypeError(
+                f"conditionals[{key!r}] must be a function "
+                f"update(rng_key, values, data) -> dict; got {type(update).__name__}."
+            )
+        overlap = owned.intersection(sites)
+        if overlap:
+            raise ValueError(f"sites {sorted(overlap)} appear in two conditionals.")
+        owned.update(sites)
+        blocks.append((CustomGibbs(_wrap_update(update, sites, data)), list(sites)))
+
+    discrete_left = [s for s in info.discrete_sites if s not in owned]
+    not_enumerable = [s for s in discrete_left if s not in info.enumerable_sites]
+    if not_enumerable:
+        raise ValueError(
+            MSG_NOT_ENUMERABLE.format(
+                method="Gibbs", sites=not_enumerable, first=not_enumerable[0]
+            )
+        )
+    continuous_left = [s for s in info.continuous_sites if s not in owned]
+    sampled = frozenset(info.discrete_sites)
+
+    def no_enumeration(site: dict) -> dict:
+        return {"enumerate": None} if site["name"] in sampled else {}
+
+    from numpyro import handlers
+
+    gibbs_model = handlers.infer_config(model, config_fn=no_enumeration)
+    if discrete_left:
+        blocks.append((DiscreteGibbs(gibbs_model), discrete_left))
+    if continuous_left:
+        nuts = NUTS(
+            gibbs_model,
+            target_accept_prob=target_accept_prob,
+            max_tree_depth=max_tree_depth,
+            dense_mass=dense_mass,
+        )
+        blocks.append((nuts, None))
+        kernel: Gibbs = _GibbsWithHMC(blocks)
+        fields = {
+            f"hmc_state.{k}": v
+            for k, v in _HMC_FIELDS.items()
+            if k != "potential_energy"
+        }
+    else:
+        kernel = Gibbs(blocks)
+        fields = {}
+    samples, stats, extra = _run(
+        rng_key,
+        kernel,
+        data,
+        extra_fields=fields,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        num_chains=num_chains,
+        chain_method=chain_method,
+        thinning=thinning,
+        progress_bar=progress_bar,
+    )
+    extra["settings"].update(
+        conditional_sites=sorted(owned),
+        discrete_gibbs_sites=discrete_left,
+        nuts_sites=continuous_left,
+        target_accept_prob=target_accept_prob,
+        max_tree_depth=max_tree_depth if continuous_left else None,
+        dense_mass=dense_mass,
+    )
+    return samples, stats, extra
