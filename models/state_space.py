@@ -42,6 +42,7 @@ References
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -49,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
-from jax.scipy.linalg import cho_solve, solve_triangular
+from jax.scipy.linalg import block_diag, cho_solve, solve_triangular
 from jax.typing import ArrayLike
 
 from numpyro_pgm._validation import allow_missing
@@ -81,7 +82,8 @@ Array = jax.Array
 MSG_SHAPE = (
     "{name} must have shape {expected} for a model with {m} state(s) and {d} "
     "observation(s) per time step; got shape {got}. Build the model with "
-    "local_level/local_linear_trend/seasonal/combine, or fix the array's shape."
+    "local_level/local_linear_trend/seasonal/combine, or fix the array's shape; for a "
+    "batch of parameter draws, map over it with jax.vmap."
 )
 MSG_Y_NDIM = (
     "y must have shape (num_timesteps, {d}){univariate}; got shape {got}. Reshape it, "
@@ -221,6 +223,10 @@ def _check_observations(y: ArrayLike, d: int) -> Array:
     return jnp.asarray(y)
 
 
+def _checked(ssm: LinearGaussianSSM, y: ArrayLike) -> Array:
+    return _check_observations(y, _check_ssm(ssm)[1])
+
+
 # ----------------------------------------------------------------------------- builders
 
 
@@ -349,10 +355,6 @@ def seasonal(
     return _ssm(F, H, Q, jnp.reshape(r, (1, 1)), jnp.zeros(m), p0 * jnp.eye(m))
 
 
-def _block_diag(*blocks: Array) -> Array:
-    return jax.scipy.linalg.block_diag(*blocks)
-
-
 def combine(*components: LinearGaussianSSM) -> LinearGaussianSSM:
     r"""Stack components with the same observations into one model.
 
@@ -376,12 +378,12 @@ def combine(*components: LinearGaussianSSM) -> LinearGaussianSSM:
             "Combine only components that describe the same observations."
         )
     return _ssm(
-        _block_diag(*(c.transition_matrix for c in components)),
+        block_diag(*(c.transition_matrix for c in components)),
         jnp.concatenate([c.observation_matrix for c in components], axis=1),
-        _block_diag(*(c.transition_cov for c in components)),
+        block_diag(*(c.transition_cov for c in components)),
         sum(c.observation_cov for c in components),
         jnp.concatenate([c.initial_mean for c in components]),
-        _block_diag(*(c.initial_cov for c in components)),
+        block_diag(*(c.initial_cov for c in components)),
     )
 
 
@@ -421,6 +423,7 @@ def _update(mean, cov, H, R, y):
     return mean + gain @ residual, 0.5 * (cov + cov.T), log_density
 
 
+@jax.jit
 def _filter(ssm: LinearGaussianSSM, y: Array) -> FilterResult:
     F, Q = ssm.transition_matrix, ssm.transition_cov
 
@@ -473,8 +476,7 @@ def kalman_filter(ssm: LinearGaussianSSM, y: ArrayLike) -> FilterResult:
     ----------
     Durbin & Koopman (2012), section 4.3; Särkkä (2013), section 4.3.
     """
-    _, d = _check_ssm(ssm)
-    return _filter(ssm, _check_observations(y, d))
+    return _filter(ssm, _checked(ssm, y))
 
 
 def _element(F, Q, H, R, y):
@@ -518,6 +520,14 @@ def parallel_kalman_filter(ssm: LinearGaussianSSM, y: ArrayLike) -> FilterResult
     are then computed in parallel from the predicted moments. Same inputs and output
     as :func:`kalman_filter`, equal to it up to rounding.
 
+    Notes
+    -----
+    Composing elements solves :math:`(I + C_i J_j)`, whose condition number grows with
+    the prior variance: with the diffuse default :math:`P_0 = 10^7 I` and several
+    states, float32 loses the filtered covariances (use float64, a tighter
+    ``initial_cov``, or the sequential :func:`kalman_filter`, which uses the Joseph
+    form and stays accurate in float32).
+
     Returns
     -------
     FilterResult
@@ -527,8 +537,11 @@ def parallel_kalman_filter(ssm: LinearGaussianSSM, y: ArrayLike) -> FilterResult
     ----------
     Särkkä, S. & García-Fernández, Á. F. (2021), section IV (Lemmas 7-8).
     """
-    _, d = _check_ssm(ssm)
-    y = _check_observations(y, d)
+    return _parallel_filter(ssm, _checked(ssm, y))
+
+
+@jax.jit
+def _parallel_filter(ssm: LinearGaussianSSM, y: Array) -> FilterResult:
     F, Q = ssm.transition_matrix, ssm.transition_cov
     H, R, y_clean = _mask(ssm, y)
     elements = jax.vmap(_element, in_axes=(None, None, 0, 0, 0))(F, Q, H, R, y_clean)
@@ -547,10 +560,17 @@ def parallel_kalman_filter(ssm: LinearGaussianSSM, y: ArrayLike) -> FilterResult
 # ------------------------------------------------------------------------ smoothing
 
 
-def _smoothing_gains(ssm: LinearGaussianSSM, result: FilterResult) -> Array:
-    r""":math:`G_t = P_t F^\top \hat P_{t+1}^{-1}` for ``t < T``."""
-    cross = result.filtered_covs[:-1] @ ssm.transition_matrix.T
-    return jnp.linalg.solve(result.predicted_covs[1:], jnp.swapaxes(cross, -1, -2))
+def _backward_inputs(ssm: LinearGaussianSSM, result: FilterResult) -> tuple:
+    r"""Collect filtered moments at t < T, predicted at t + 1, and gains :math:`G_t`."""
+    cross = ssm.transition_matrix @ result.filtered_covs[:-1]  # F P_t
+    gains = jnp.linalg.solve(result.predicted_covs[1:], cross)  # G_t^T
+    return (
+        result.filtered_means[:-1],
+        result.filtered_covs[:-1],
+        result.predicted_means[1:],
+        result.predicted_covs[1:],
+        jnp.swapaxes(gains, -1, -2),
+    )
 
 
 def rts_smoother(ssm: LinearGaussianSSM, y: ArrayLike) -> SmootherResult:
@@ -574,8 +594,12 @@ def rts_smoother(ssm: LinearGaussianSSM, y: ArrayLike) -> SmootherResult:
     ----------
     Särkkä (2013), section 8.2; Durbin & Koopman (2012), section 4.4.
     """
-    result = kalman_filter(ssm, y)
-    gains = jnp.swapaxes(_smoothing_gains(ssm, result), -1, -2)
+    return _smooth(ssm, _checked(ssm, y))
+
+
+@jax.jit
+def _smooth(ssm: LinearGaussianSSM, y: Array) -> SmootherResult:
+    result = _filter(ssm, y)
 
     def step(carry, inputs):
         mean_s, cov_s = carry
@@ -585,13 +609,7 @@ def rts_smoother(ssm: LinearGaussianSSM, y: ArrayLike) -> SmootherResult:
         return (mean, 0.5 * (cov + cov.T)), (mean, cov)
 
     last = (result.filtered_means[-1], result.filtered_covs[-1])
-    inputs = (
-        result.filtered_means[:-1],
-        result.filtered_covs[:-1],
-        result.predicted_means[1:],
-        result.predicted_covs[1:],
-        gains,
-    )
+    inputs = _backward_inputs(ssm, result)
     _, (means, covs) = jax.lax.scan(step, last, inputs, reverse=True)
     return SmootherResult(
         jnp.concatenate([means, last[0][None]]), jnp.concatenate([covs, last[1][None]])
@@ -631,34 +649,40 @@ def ffbs(rng_key: Array, ssm: LinearGaussianSSM, y: ArrayLike) -> Array:
     Array
         The sampled states, shape ``(T, m)``.
 
+    Examples
+    --------
+    One state path per posterior draw of the local-level variances:
+
+    >>> y = jnp.array([1.0, 0.5, jnp.nan, 2.0])
+    >>> level_variances, observation_variances = jnp.array([1.0, 2.0]), jnp.ones(2)
+    >>> keys = jax.random.split(jax.random.key(0), 2)
+    >>> draw = lambda k, q, r: ffbs(k, local_level(q, r, initial_variance=10.0), y)
+    >>> jax.vmap(draw)(keys, level_variances, observation_variances).shape
+    (2, 4, 1)
+
     References
     ----------
     Frühwirth-Schnatter, S. (1994). Data augmentation and dynamic linear models.
     *J. Time Series Analysis*, 15(2); Carter, C. K. & Kohn, R. (1994), *Biometrika*.
     """
-    result = kalman_filter(ssm, y)
+    return _ffbs(rng_key, ssm, _checked(ssm, y))
+
+
+@jax.jit
+def _ffbs(rng_key: Array, ssm: LinearGaussianSSM, y: Array) -> Array:
+    result = _filter(ssm, y)
     noise = jax.random.normal(rng_key, result.filtered_means.shape)
-    gains = _smoothing_gains(ssm, result)  # transposed: (T - 1, m, m), G_t^T
     last = _sample_gaussian(
         noise[-1], result.filtered_means[-1], result.filtered_covs[-1]
     )
 
     def step(state_next, inputs):
-        eps, mean, cov, pred_mean, pred_cov, gain_t = inputs
-        gain = gain_t.T
-        state = _sample_gaussian(
-            eps, mean + gain @ (state_next - pred_mean), cov - gain @ pred_cov @ gain_t
-        )
+        eps, mean, cov, pred_mean, pred_cov, gain = inputs
+        mean = mean + gain @ (state_next - pred_mean)
+        state = _sample_gaussian(eps, mean, cov - gain @ pred_cov @ gain.T)
         return state, state
 
-    inputs = (
-        noise[:-1],
-        result.filtered_means[:-1],
-        result.filtered_covs[:-1],
-        result.predicted_means[1:],
-        result.predicted_covs[1:],
-        gains,
-    )
+    inputs = (noise[:-1], *_backward_inputs(ssm, result))
     _, states = jax.lax.scan(step, last, inputs, reverse=True)
     return jnp.concatenate([states, last[None]])
 
@@ -684,7 +708,12 @@ def forecast(ssm: LinearGaussianSSM, y: ArrayLike, horizon: int) -> ForecastResu
         raise ValueError(
             f"horizon must be a positive integer (steps ahead); got {horizon!r}."
         )
-    result = kalman_filter(ssm, y)
+    return _forecast(ssm, _checked(ssm, y), horizon)
+
+
+@partial(jax.jit, static_argnames="horizon")
+def _forecast(ssm: LinearGaussianSSM, y: Array, horizon: int) -> ForecastResult:
+    result = _filter(ssm, y)
     F, H = ssm.transition_matrix, ssm.observation_matrix
 
     def step(carry, _):

@@ -313,13 +313,48 @@ def test_gradients_are_finite_with_missing_observations(model):
     assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
 
 
-def test_seasonal_effects_sum_to_zero_without_noise():
-    ssm = ss.seasonal(4, 0.0, initial_variance=1.0)
-    states = ss.simulate(jax.random.key(12), ssm, num_timesteps=9)["states"]
-    effects = states[:, 0]
+def test_builders_without_noise_are_deterministic_structures():
+    seasonal = ss.seasonal(4, 0.0, initial_variance=1.0)
+    effects = ss.simulate(jax.random.key(12), seasonal, num_timesteps=9)["states"][:, 0]
+    cycles = effects[3:] + effects[2:-1] + effects[1:-2] + effects[:-3]
+    np.testing.assert_allclose(cycles, 0.0, atol=1e-5)  # float32 rounding of O(1)
+    trend = ss.local_linear_trend(0.0, 0.0, initial_variance=1.0)
+    states = ss.simulate(jax.random.key(13), trend, num_timesteps=6)["states"]
+    line = states[0, 0] + states[0, 1] * jnp.arange(6.0)
+    np.testing.assert_allclose(states[:, 0], line, atol=1e-5)
+    both = ss.combine(trend, seasonal)
+    draw = ss.simulate(jax.random.key(14), both, num_timesteps=6)
     np.testing.assert_allclose(
-        effects[3:] + effects[2:-1] + effects[1:-2] + effects[:-3], 0.0, atol=1e-5
+        draw["y"][:, 0], draw["states"][:, 0] + draw["states"][:, 2], atol=1e-5
     )
+
+
+@pytest.mark.slow
+def test_nuts_on_marginal_and_latent_models_agree():
+    """NUTS on the Kalman model and on the explicit-state model: same posterior."""
+    from numpyro.diagnostics import effective_sample_size
+    from numpyro.infer import MCMC, NUTS
+
+    truth = ss.local_level(0.5, 1.0, initial_variance=10.0)
+    y = ss.simulate(jax.random.key(15), truth, num_timesteps=50)["y"][:, 0]
+    prior = {"level_prior_scale": 1.0, "initial_variance": 10.0}
+
+    def latent(y):
+        ss.latent_state_model(y, ssm=lambda: ss.local_level_prior(**prior))
+
+    means, errors = [], []
+    for seed, model in enumerate([ss.local_level_model, latent]):
+        mcmc = MCMC(NUTS(model), num_warmup=1000, num_samples=2000, progress_bar=False)
+        kwargs = prior if model is ss.local_level_model else {}
+        mcmc.run(jax.random.key(16 + seed), y, **kwargs)
+        draws = np.stack(
+            [mcmc.get_samples()[k] for k in ("level_scale", "observation_scale")], -1
+        )
+        ess = effective_sample_size(draws[None])
+        means.append(draws.mean(0))
+        errors.append(draws.std(0) / np.sqrt(ess))
+    gap = np.abs(means[0] - means[1]) / np.hypot(*errors)
+    assert gap.max() < bonferroni_z(2), gap
 
 
 @pytest.mark.parametrize(
