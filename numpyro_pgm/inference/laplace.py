@@ -195,7 +195,10 @@ def run_laplace(
     )
     hessian = jax.hessian(potential)(mode)
     eigenvalues, vectors = np.linalg.eigh(np.asarray(hessian, dtype=np.float64))
-    if not np.all(np.isfinite(eigenvalues)) or eigenvalues[0] <= 0.0:
+    # Numerically singular counts as not positive definite: the smallest eigenvalue
+    # must exceed the rounding error of the largest.
+    resolution = mode.size * np.finfo(np.asarray(mode).dtype).eps * abs(eigenvalues[-1])
+    if not np.all(np.isfinite(eigenvalues)) or eigenvalues[0] <= resolution:
         if hessian_repair is None:
             names = _site_names(unravel, mode.size)
             weight = (

@@ -8,12 +8,14 @@ chains, where ``"sequential"`` would compile the sampling loop once per chain. P
 ``chain_method=`` to choose yourself.
 """
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
 import numpy as np
+from numpyro import handlers
 from numpyro.infer import HMC, MCMC, NUTS
 from numpyro.infer.gibbs import CustomGibbs, DiscreteGibbs, Gibbs
 from numpyro.infer.hmc_gibbs import HMCGibbsState
@@ -146,14 +148,21 @@ def run_hmc(
     target_accept_prob: float = 0.8,
     max_tree_depth: int = 10,
     num_leapfrog_steps: int | None = None,
+    trajectory_length: float = math.pi / 2,
     dense_mass: bool = False,
     init_strategy: Callable | None = None,
     progress_bar: bool = True,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
-    """Run NUTS (``algorithm="nuts"``) or static HMC over all continuous sites.
+    r"""Run NUTS (``algorithm="nuts"``) or static HMC over all continuous sites.
 
     Discrete latent sites with finite support are summed out by enumeration
     (NumPyro with funsor); any other discrete latent is an error that names it.
+
+    Static HMC integrates for ``trajectory_length`` (a quarter period of a
+    standardised Gaussian, :math:`\pi/2`, by default) unless
+    ``num_leapfrog_steps`` is given. NumPyro's own default, :math:`2\pi`, is a full
+    period: on near-Gaussian posteriors with an adapted mass matrix it returns each
+    trajectory to its start, and the chain barely moves.
     """
     not_enumerable = [s for s in info.discrete_sites if s not in info.enumerable_sites]
     if not_enumerable:
@@ -176,7 +185,12 @@ def run_hmc(
     if algorithm == "nuts":
         kernel = NUTS(model, max_tree_depth=max_tree_depth, **kernel_options)
     else:
-        kernel = HMC(model, num_steps=num_leapfrog_steps, **kernel_options)
+        kernel = HMC(
+            model,
+            num_steps=num_leapfrog_steps,
+            trajectory_length=trajectory_length,
+            **kernel_options,
+        )
     samples, stats, extra = _run(
         rng_key,
         kernel,
@@ -194,10 +208,27 @@ def run_hmc(
         target_accept_prob=target_accept_prob,
         max_tree_depth=max_tree_depth if algorithm == "nuts" else None,
         num_leapfrog_steps=num_leapfrog_steps,
+        trajectory_length=trajectory_length if algorithm == "hmc" else None,
         dense_mass=dense_mass,
         enumerated_sites=list(info.enumerable_sites),
     )
     return samples, stats, extra
+
+
+class _ModelCustomGibbs(CustomGibbs):
+    """A CustomGibbs block that carries the model.
+
+    NumPyro's ``Gibbs`` needs one model-based block to trace the model; when every
+    site has a user conditional, the first such block carries it.
+    """
+
+    def __init__(self, gibbs_fn: Callable, model: Callable) -> None:
+        super().__init__(gibbs_fn)
+        self.model = model
+
+    def wrap_model(self, wrapper: Callable) -> "_ModelCustomGibbs":
+        """Return a copy whose model is wrapped (the update itself needs no model)."""
+        return _ModelCustomGibbs(self._gibbs_fn, wrapper(self.model))
 
 
 class _GibbsWithHMC(Gibbs):
@@ -252,6 +283,12 @@ def run_gibbs(
     (continuous sites).
     """
     conditionals = dict(conditionals or {})
+    sampled = frozenset(info.discrete_sites)
+
+    def no_enumeration(site: dict) -> dict:
+        return {"enumerate": None} if site["name"] in sampled else {}
+
+    gibbs_model = handlers.infer_config(model, config_fn=no_enumeration)
     blocks, owned = [], set()
     for key, update in conditionals.items():
         sites = _block_sites(key)
@@ -270,7 +307,9 @@ def run_gibbs(
         if overlap:
             raise ValueError(f"sites {sorted(overlap)} appear in two conditionals.")
         owned.update(sites)
-        blocks.append((CustomGibbs(_wrap_update(update, sites, data)), list(sites)))
+        gibbs_fn = _wrap_update(update, sites, data)
+        block = _ModelCustomGibbs(gibbs_fn, gibbs_model) if not blocks else None
+        blocks.append((block or CustomGibbs(gibbs_fn), list(sites)))
 
     discrete_left = [s for s in info.discrete_sites if s not in owned]
     not_enumerable = [s for s in discrete_left if s not in info.enumerable_sites]
@@ -281,14 +320,6 @@ def run_gibbs(
             )
         )
     continuous_left = [s for s in info.continuous_sites if s not in owned]
-    sampled = frozenset(info.discrete_sites)
-
-    def no_enumeration(site: dict) -> dict:
-        return {"enumerate": None} if site["name"] in sampled else {}
-
-    from numpyro import handlers
-
-    gibbs_model = handlers.infer_config(model, config_fn=no_enumeration)
     if discrete_left:
         blocks.append((DiscreteGibbs(gibbs_model), discrete_left))
     if continuous_left:
