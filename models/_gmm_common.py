@@ -276,3 +276,25 @@ def _allow_rank_promotion(cls: type) -> type:
 _MultivariateNormal = _allow_rank_promotion(dist.MultivariateNormal)
 _LKJCholesky = _allow_rank_promotion(dist.LKJCholesky)
 _Wishart = _allow_rank_promotion(dist.Wishart)
+
+
+def _kmeans_plus_plus(rng_key: Array, x: Array, num_components: int) -> Array:
+    """Seed ``num_components`` centres from the data with k-means++ weighting."""
+    first_key, rest_key = jax.random.split(rng_key)
+    first = x[jax.random.randint(first_key, (), 0, x.shape[0])]
+    centres = jnp.broadcast_to(first, (num_components, x.shape[1]))
+
+    def add_centre(centres, inputs):
+        index, key = inputs
+        sq_dist = jnp.sum((x[:, None, :] - centres[None, :, :]) ** 2, axis=-1)
+        valid = jnp.arange(num_components)[None, :] < index
+        nearest = jnp.min(jnp.where(valid, sq_dist, jnp.inf), axis=-1)
+        choice = jax.random.categorical(key, jnp.log(nearest))
+        return centres.at[index].set(x[choice]), None
+
+    steps = (
+        jnp.arange(1, num_components),
+        jax.random.split(rest_key, num_components - 1),
+    )
+    centres, _ = jax.lax.scan(add_centre, centres, steps)
+    return centres

@@ -61,6 +61,7 @@ from ._gmm_common import (
     _check_sizes,
     _first_coordinate_ordered,
     _hyperparameters,
+    _kmeans_plus_plus,
     _LKJCholesky,
     _log_responsibilities,
     _MultivariateNormal,
@@ -223,12 +224,12 @@ def _sample_covariance(settings: Mapping[str, Any], num_components: int, dim: in
 
 
 def _initial_means(rng_key: Array, x: Array | None, prior_mean, prior_scale, k: int):
-    """K distinct data points (or prior draws when x is None), sorted by column 0."""
+    """k-means++ centres (prior draws when x is None), sorted by the first column."""
     if x is None:
         noise = jax.random.normal(rng_key, (k, prior_mean.shape[-1]))
-        means = prior_mean + prior_scale * noise
+        means = prior_mean[None, :] + prior_scale[None, :] * noise
     else:
-        means = x[jax.random.choice(rng_key, x.shape[0], (k,), replace=False)]
+        means = _kmeans_plus_plus(rng_key, x.astype(prior_mean.dtype), k)
     return means[jnp.argsort(means[:, 0])]
 
 

@@ -297,8 +297,8 @@ def gibbs(
         Independent chains (vectorised with ``vmap``).
     init : mapping of str to array_like, optional
         Initial ``pi`` and ``mu`` (and ``obs_precision``) shared by all chains.
-        By default each chain starts at ``pi = 1/K`` and ``mu`` at ``K`` distinct
-        data points drawn from its own key.
+        By default each chain starts at ``pi = 1/K`` and ``mu`` at k-means++
+        centres drawn with its own key.
     **model_kwargs
         Other keyword arguments of :func:`numpyro_pgm.models.gmm.model`.
 

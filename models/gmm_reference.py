@@ -33,7 +33,12 @@ import numpy as np
 from jax.scipy.special import digamma, gammaln, multigammaln, xlogy
 from jax.typing import ArrayLike
 
-from ._gmm_common import _check_sizes, _gaussian_log_density, _hyperparameters
+from ._gmm_common import (
+    _check_sizes,
+    _gaussian_log_density,
+    _hyperparameters,
+    _kmeans_plus_plus,
+)
 from .gmm_gibbs import _MODEL_DEFAULTS
 
 __all__ = ["CAVIResult", "EMPrior", "EMResult", "MixtureParams", "cavi", "em"]
@@ -149,28 +154,6 @@ class CAVIResult(NamedTuple):
     elbo: Array
     converged: bool
     num_iterations: int
-
-
-def _kmeans_plus_plus(rng_key: Array, x: Array, num_components: int) -> Array:
-    """Seed ``num_components`` centres from the data with k-means++ weighting."""
-    first_key, rest_key = jax.random.split(rng_key)
-    first = x[jax.random.randint(first_key, (), 0, x.shape[0])]
-    centres = jnp.broadcast_to(first, (num_components, x.shape[1]))
-
-    def add_centre(centres, inputs):
-        index, key = inputs
-        sq_dist = jnp.sum((x[:, None, :] - centres[None, :, :]) ** 2, axis=-1)
-        valid = jnp.arange(num_components)[None, :] < index
-        nearest = jnp.min(jnp.where(valid, sq_dist, jnp.inf), axis=-1)
-        choice = jax.random.categorical(key, jnp.log(nearest))
-        return centres.at[index].set(x[choice]), None
-
-    steps = (
-        jnp.arange(1, num_components),
-        jax.random.split(rest_key, num_components - 1),
-    )
-    centres, _ = jax.lax.scan(add_centre, centres, steps)
-    return centres
 
 
 def _iterate(step, state, objective, num_points: int, num_iterations: int, tol: float):

@@ -1,7 +1,6 @@
 """check(): each failure is detected, reported, and raised as a warning at fit time."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist

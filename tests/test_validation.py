@@ -145,7 +145,8 @@ def test_laplace_refuses_a_singular_hessian_and_offers_the_repair():
         checks=False,
     )
     total = repaired.samples["a"] + repaired.samples["b"]
-    # a + b is identified: its Laplace sd is 1/sqrt(3) whatever the repair does to a - b.
+    # a + b is identified: its Laplace sd is 1/sqrt(3), whatever the repair does
+    # to a - b.
     assert abs(total.std() - 1 / np.sqrt(3)) < 4 * (1 / np.sqrt(3)) * np.sqrt(2 / 1000)
 
 
