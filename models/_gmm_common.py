@@ -278,6 +278,7 @@ _LKJCholesky = _allow_rank_promotion(dist.LKJCholesky)
 _Wishart = _allow_rank_promotion(dist.Wishart)
 
 
+@jax.jit(static_argnums=2)
 def _kmeans_plus_plus(rng_key: Array, x: Array, num_components: int) -> Array:
     """Seed ``num_components`` centres from the data with k-means++ weighting."""
     first_key, rest_key = jax.random.split(rng_key)
