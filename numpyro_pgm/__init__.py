@@ -5,19 +5,23 @@ returns one kind of result, an :class:`InferenceResult` whose ``to_datatree()`` 
 ArviZ ``DataTree``; :func:`check` reports convergence the same way for every method.
 """
 
-from ._validation import allow_missing as allow_missing
-from ._validation import missing_ok_arguments as missing_ok_arguments
-from .diagnostics import CheckReport as CheckReport
-from .diagnostics import ConvergenceWarning as ConvergenceWarning
-from .diagnostics import check as check
-from .inference import GUIDES as GUIDES
-from .inference import METHODS as METHODS
-from .inference import LaplaceError as LaplaceError
-from .inference import SVIError as SVIError
-from .inference import fit as fit
-from .inference._inspect import ModelError as ModelError
-from .results import InferenceResult as InferenceResult
-from .results import load as load
+from ._devices import configure_host_devices
+
+configure_host_devices()
+
+from ._validation import allow_missing as allow_missing  # noqa: E402
+from ._validation import missing_ok_arguments as missing_ok_arguments  # noqa: E402
+from .diagnostics import CheckReport as CheckReport  # noqa: E402
+from .diagnostics import ConvergenceWarning as ConvergenceWarning  # noqa: E402
+from .diagnostics import check as check  # noqa: E402
+from .inference import GUIDES as GUIDES  # noqa: E402
+from .inference import METHODS as METHODS  # noqa: E402
+from .inference import LaplaceError as LaplaceError  # noqa: E402
+from .inference import SVIError as SVIError  # noqa: E402
+from .inference import fit as fit  # noqa: E402
+from .inference._inspect import ModelError as ModelError  # noqa: E402
+from .results import InferenceResult as InferenceResult  # noqa: E402
+from .results import load as load  # noqa: E402
 
 __all__ = [
     "CheckReport",

@@ -1,7 +1,7 @@
 """Inference methods, each a thin layer over NumPyro, and the one ``fit``."""
 
-from .fit import METHODS as METHODS
-from .fit import fit as fit
+from .entry_point import METHODS as METHODS
+from .entry_point import fit as fit
 from .laplace import LaplaceError as LaplaceError
 from .mcmc import default_chain_method as default_chain_method
 from .svi import GUIDES as GUIDES
