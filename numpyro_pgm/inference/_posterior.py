@@ -140,11 +140,39 @@ def pointwise_log_likelihood(
         return result
 
     flat, batch = _flatten(continuous)
+    obs_size = sum(int(np.size(v)) for v in info.observed_values.values())
     try:
-        values = jax.lax.map(single, flat, batch_size=64)
+        values = _map_in_chunks(
+            single, flat, max(1, _CHUNK_ELEMENTS // max(obs_size, 1))
+        )
     except _NotPointwise:
         return {}
     return _unflatten(values, batch)
+
+
+_CHUNK_ELEMENTS = 20_000_000
+
+
+def _map_in_chunks(function, flat: Mapping[str, jax.Array], chunk: int) -> Any:
+    """``vmap(function)`` over the leading axis, ``chunk`` rows at a time.
+
+    The last chunk is padded, so the vectorised function compiles once.
+    """
+    total = int(np.shape(next(iter(flat.values())))[0])
+    chunk = min(chunk, total)
+    vectorised = jax.jit(jax.vmap(function))
+    pieces = []
+    for start in range(0, total, chunk):
+        rows = {k: v[start : start + chunk] for k, v in flat.items()}
+        short = chunk - int(np.shape(next(iter(rows.values())))[0])
+        if short:
+            rows = {
+                k: jnp.concatenate([v, jnp.repeat(v[-1:], short, axis=0)])
+                for k, v in rows.items()
+            }
+        out = vectorised(rows)
+        pieces.append(jax.tree.map(lambda v: np.asarray(v)[: chunk - short], out))
+    return jax.tree.map(lambda *parts: np.concatenate(parts), *pieces)
 
 
 class _NotPointwise(Exception):

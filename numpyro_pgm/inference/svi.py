@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from .._validation import check_guide_signature
 from ._inspect import ModelInfo, enumerated
+from ._posterior import _map_in_chunks
 
 __all__ = ["GUIDES", "LOSSES", "SVIError", "loss_plateau", "run_svi"]
 
@@ -274,7 +275,8 @@ def _draw(rng_key, model, guide, data, info, all_params, num_samples):
 
     latent = frozenset(info.latent_sites)
 
-    def one(key, params):
+    def one(key_data, params):
+        key = jax.random.wrap_key_data(key_data)
         log_q, guide_trace = log_density(handlers.seed(guide, key), (), data, params)
         values = {
             name: site["value"]
@@ -288,11 +290,14 @@ def _draw(rng_key, model, guide, data, info, all_params, num_samples):
     draws, weights = {}, []
     keys = jax.random.split(rng_key, len(all_params))
     for key, params in zip(keys, all_params, strict=True):
-        values, log_weight = jax.lax.map(
-            lambda k, p=params: one(k, p),
-            jax.random.split(key, num_samples),
-            batch_size=min(num_samples, 256),
+        out = _map_in_chunks(
+            lambda row, p=params: dict(
+                zip(("values", "log_weight"), one(row["key"], p))
+            ),
+            {"key": jax.random.key_data(jax.random.split(key, num_samples))},
+            chunk=1024,
         )
+        values, log_weight = out["values"], out["log_weight"]
         for name, value in values.items():
             draws.setdefault(name, []).append(np.asarray(value))
         weights.append(np.asarray(log_weight, dtype=np.float64))
