@@ -68,7 +68,10 @@ def _broadcast(name: str, value: Any, size: int, per: str) -> Array:
 def _check_sizes(
     x: ArrayLike | None, num_components: Any, num_points: Any, dim: Any
 ) -> tuple[Array | None, int, int]:
-    """Validate ``x`` and the sizes; return ``(x, num_points, dim)``."""
+    """Validate ``x`` and the sizes; return ``(x, num_points, dim)``.
+
+    ``num_components=None`` skips the check of the number of components.
+    """
     if x is not None:
         x = jnp.asarray(x)
         if x.ndim != 2:
@@ -97,12 +100,12 @@ def _check_sizes(
             raise ValueError(
                 MSG_SIZE.format(
                     name=name,
-                    context=" when x is None",
+                    context=" when x is None" if x is None else " (from x.shape)",
                     value=value,
-                    fix="Pass the size, or pass x.",
+                    fix="Pass the size, or pass x." if x is None else "Pass data.",
                 )
             )
-    if (
+    if num_components is not None and (
         not isinstance(num_components, int | np.integer)
         or not 1 <= num_components <= num_points
     ):
@@ -299,3 +302,32 @@ def _kmeans_plus_plus(rng_key: Array, x: Array, num_components: int) -> Array:
     )
     centres, _ = jax.lax.scan(add_centre, centres, steps)
     return centres
+
+
+def _iterate(step, state, objective, num_points: int, num_iterations: int, tol: float):
+    """Run ``state, objective = step(state)`` until converged; keep the history."""
+    history = jnp.full(num_iterations + 1, jnp.nan, dtype=objective.dtype)
+    history = history.at[0].set(objective)
+
+    def keep_going(carry):
+        iteration, _, history = carry
+        change = jnp.abs(history[iteration] - history[jnp.maximum(iteration - 1, 0)])
+        converged = (iteration > 0) & (change < tol * num_points)
+        finite = (iteration == 0) | jnp.isfinite(history[iteration])
+        return (iteration < num_iterations) & ~converged & finite
+
+    def body(carry):
+        iteration, state, history = carry
+        state, objective = step(state)
+        return iteration + 1, state, history.at[iteration + 1].set(objective)
+
+    return jax.lax.while_loop(keep_going, body, (0, state, history))
+
+
+def _check_iterations(num_iterations: Any, tol: Any) -> None:
+    if not isinstance(num_iterations, int) or num_iterations < 1:
+        raise ValueError(
+            f"num_iterations must be a positive integer; got {num_iterations!r}."
+        )
+    if not tol >= 0:
+        raise ValueError(f"tol must be >= 0; got {tol!r}. Pass e.g. tol=1e-6.")

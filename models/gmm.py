@@ -31,8 +31,9 @@ and ``mu`` has the order-statistics prior :math:`K! \prod_k \mathcal{N}(\mu_k; m
 \Sigma_0)` on that cone, which removes label switching without changing the model.
 
 Companion modules: :mod:`numpyro_pgm.models.gmm_gibbs` (conjugate full conditionals
-and a standalone Gibbs sampler), :mod:`numpyro_pgm.models.gmm_reference` (EM and
-CAVI) and :mod:`numpyro_pgm.models.gmm_labels` (label switching).
+and a standalone Gibbs sampler), :mod:`numpyro_pgm.models.gmm_em` (EM),
+:mod:`numpyro_pgm.models.gmm_cavi` (CAVI) and :mod:`numpyro_pgm.models.gmm_labels`
+(label switching).
 
 References
 ----------
@@ -385,7 +386,7 @@ def responsibilities(
     """
     pi = jnp.asarray(pi, dtype=jnp.result_type(float))
     mu = jnp.asarray(mu, dtype=pi.dtype)
-    x, _, dim = _check_sizes(x, mu.shape[-2], None, None)
+    x, _, dim = _check_sizes(x, None, None, None)
     num_components = mu.shape[-2]
     batch = pi.shape[:-1]
     if mu.shape != batch + (num_components, dim):

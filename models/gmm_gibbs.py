@@ -69,7 +69,12 @@ def _unpack(data: Mapping[str, Any]):
             "The Gibbs conditionals need the observations; data['x'] is missing or "
             "None. Pass data={'x': x, 'num_components': K, ...}."
         )
-    x, _, dim = _check_sizes(settings["x"], settings.get("num_components"), None, None)
+    if "num_components" not in settings:
+        raise ValueError(
+            "The Gibbs conditionals need data['num_components'], the number of "
+            "components; it is missing. Pass data={'x': x, 'num_components': K}."
+        )
+    x, _, dim = _check_sizes(settings["x"], settings["num_components"], None, None)
     hyper = _hyperparameters(settings, settings["num_components"], dim)
     return settings, x.astype(hyper[1].dtype), hyper
 
