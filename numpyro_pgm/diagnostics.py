@@ -100,7 +100,10 @@ def _posterior_values(result: InferenceResult) -> dict[str, np.ndarray]:
 def _extreme(values: dict[str, np.ndarray], function, pick) -> tuple[float, str]:
     best, where = np.nan, ""
     for name, array in values.items():
-        stat = np.asarray(function(array))
+        # A component that never moves (e.g. a discrete draw fixed in every draw)
+        # has no R-hat or ESS: its 0/0 is skipped, not warned about.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            stat = np.asarray(function(array))
         stat = stat[np.isfinite(stat)]
         if stat.size == 0:
             continue

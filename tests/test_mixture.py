@@ -132,3 +132,28 @@ def test_non_enumerable_discrete_site_is_named_with_ways_out():
 
     with pytest.raises(ValueError, match=r"\['n'\].*infinite support.*gibbs"):
         pgm.fit(jax.random.key(0), counts_model, data={"y": 3.0}, method="nuts")
+
+
+@pytest.mark.parametrize("method", ["svi", "laplace"])
+def test_approximate_methods_sum_out_and_redraw_the_discrete_site(method):
+    options = {"svi": dict(num_steps=1500, progress_bar=False), "laplace": {}}[method]
+    result = pgm.fit(
+        jax.random.key(2),
+        mixture,
+        data={"x": _data()},
+        method=method,
+        posterior_predictive=True,
+        checks=False,
+        **options,
+    )
+    assert result.settings["enumerated_sites"] == ["z"]
+    assert result.samples["z"].shape == (1, 1000, NUM_POINTS)
+    assert result.groups["posterior_predictive"]["x"].shape == (1, 1000, NUM_POINTS)
+    expected = _marginal_log_density(
+        _data(),
+        result.samples["weight"].reshape(-1),
+        result.samples["locs"].reshape(-1, 2),
+    )
+    np.testing.assert_allclose(
+        result.log_likelihood["x"].reshape(-1, NUM_POINTS), expected, rtol=2e-5
+    )

@@ -57,23 +57,33 @@ def complete_draws(
     latent site is silently dropped.
     """
     missing_discrete = tuple(s for s in info.enumerable_sites if s not in latent_draws)
-    wanted = info.deterministic_sites + missing_discrete
-    if not wanted:
-        return {k: np.asarray(v) for k, v in latent_draws.items()}
+    missing_deterministic = tuple(
+        s for s in info.deterministic_sites if s not in latent_draws
+    )
+    out = {k: np.asarray(v) for k, v in latent_draws.items()}
+    if not (missing_discrete or missing_deterministic):
+        return out
     flat, batch = _flatten(latent_draws)
     base = _with_params(model, params)
+    discrete_key, deterministic_key = jax.random.split(rng_key)
     if missing_discrete:
-        base = enumerated(base, missing_discrete)
-    predictive = Predictive(
-        base,
-        posterior_samples=flat,
-        return_sites=list(wanted),
-        infer_discrete=bool(missing_discrete),
-        batch_ndims=1,
-    )
-    extra = predictive(rng_key, **data)
-    out = {k: np.asarray(v) for k, v in latent_draws.items()}
-    out.update(_unflatten(extra, batch))
+        drawn = Predictive(
+            enumerated(base, missing_discrete),
+            posterior_samples=flat,
+            return_sites=list(missing_discrete),
+            infer_discrete=True,
+            batch_ndims=1,
+        )(discrete_key, **data)
+        flat = {**flat, **drawn}
+        out.update(_unflatten(drawn, batch))
+    if missing_deterministic:
+        computed = Predictive(
+            base,
+            posterior_samples=flat,
+            return_sites=list(missing_deterministic),
+            batch_ndims=1,
+        )(deterministic_key, **data)
+        out.update(_unflatten(computed, batch))
     return out
 
 

@@ -88,7 +88,11 @@ def _resolve_guide(guide: Any, model: Callable, info: ModelInfo):
                 f"{sorted(GUIDES)}, an AutoGuide instance, or a guide function with "
                 "the model's signature."
             )
-        return GUIDES[guide](model), guide
+        # AutoGuides cover the continuous sites; summed-out discrete sites are
+        # hidden from them (TraceEnum_ELBO enumerates those in the model).
+        hidden = list(info.enumerable_sites)
+        guided = handlers.block(model, hide=hidden) if hidden else model
+        return GUIDES[guide](guided), guide
     if isinstance(guide, autoguide.AutoGuide):
         return guide, type(guide).__name__
     if callable(guide):
