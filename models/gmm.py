@@ -20,15 +20,17 @@ known and shared, :math:`\Sigma_k = \Sigma`, as in the seed. With
 (``covariance_prior="lkj"``), or :math:`\Sigma_k^{-1} \sim \mathrm{Wishart}`
 (``covariance_prior="wishart"``, semi-conjugate, so Gibbs has a closed-form update).
 
-Sites and plates: ``pi`` (component), ``mu`` (component, dim), ``z`` (point), ``x``
-(point, dim), and, when learned, ``obs_scale`` (component, dim) with
-``obs_corr_cholesky`` (component, dim, dim) or ``obs_precision`` (component, dim,
-dim). Plates are named ``component`` and ``point``. ``z`` is marked for parallel
-enumeration, so NUTS and ``TraceEnum_ELBO`` marginalise it (the marginal is eq.
-(2.10)); :func:`responsibilities` (eq. (2.12)) recovers it afterwards. With
-``ordered=True`` the components are ordered by the first coordinate of their means
-and ``mu`` has the order-statistics prior :math:`K! \prod_k \mathcal{N}(\mu_k; m_0,
-\Sigma_0)` on that cone, which removes label switching without changing the model.
+Sites (dimension names in :data:`DIMS`): ``pi`` (component), ``mu`` (component,
+dim), ``z`` (point), ``x`` (point, dim), and, when learned, ``obs_scale`` (component,
+dim) with ``obs_corr_cholesky`` (component, dim, dim) or ``obs_precision``
+(component, dim, dim). The plates are ``component`` and ``point``; ``pi`` is not in
+a plate (its components are its event dimension), nor is ``mu`` when ordered.
+``z`` is marked for parallel enumeration, so NUTS and ``TraceEnum_ELBO``
+marginalise it (the marginal is eq. (2.10)); :func:`responsibilities` (eq. (2.12))
+recovers it afterwards. With ``ordered=True`` the components are ordered by the
+first coordinate of their means and ``mu`` has the order-statistics prior
+:math:`K! \prod_k \mathcal{N}(\mu_k; m_0, \Sigma_0)` on that cone, which removes
+label switching without changing the model.
 
 Companion modules: :mod:`numpyro_pgm.models.gmm_gibbs` (conjugate full conditionals
 and a standalone Gibbs sampler), :mod:`numpyro_pgm.models.gmm_em` (EM),
@@ -73,6 +75,7 @@ from ._gmm_common import (
 )
 
 __all__ = [
+    "DIMS",
     "mean_field_guide",
     "model",
     "responsibilities",
@@ -80,6 +83,21 @@ __all__ = [
 ]
 
 Array = jax.Array
+
+DIMS: dict[str, tuple[str, ...]] = {
+    "pi": ("component",),
+    "mu": ("component", "dim"),
+    "obs_scale": ("component", "dim"),
+    "obs_corr_cholesky": ("component", "dim_row", "dim_col"),
+    "obs_precision": ("component", "dim_row", "dim_col"),
+    "z": ("point",),
+    "x": ("point", "dim"),
+}
+"""Dimension names of every site, without chain and draw, e.g. for ``fit(dims=...)``.
+
+Plates name only the batch dimensions; this also names the event dimensions (the
+components of ``pi`` and ordered ``mu``, the coordinates of ``mu`` and ``x``).
+"""
 
 
 def model(

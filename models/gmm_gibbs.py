@@ -324,9 +324,8 @@ def gibbs(
     (1, 10, 2, 1)
     """
     data = {"x": x, "num_components": num_components, **model_kwargs}
-    settings, x, hyper = _unpack(data)
-    conditionals = gibbs_conditionals(**settings)
-    data = {**data, "x": x}
+    settings, x, _ = _unpack(data)
+    gibbs_conditionals(**settings)
     for name, value in (("num_samples", num_samples), ("num_chains", num_chains)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer; got {value!r}.")
@@ -334,7 +333,24 @@ def gibbs(
         raise ValueError(
             f"num_warmup must be a non-negative integer; got {num_warmup!r}."
         )
-    dim = x.shape[-1]
+    # Python scalars and strings configure the model (static); arrays are data.
+    data = {**data, "x": x}
+    scalar = (str, bool, int, float, type(None))
+    arrays = {k: jnp.asarray(v) for k, v in data.items() if not isinstance(v, scalar)}
+    static = tuple(sorted((k, v) for k, v in data.items() if k not in arrays))
+    if init is not None:
+        init = {name: jnp.asarray(value, x.dtype) for name, value in init.items()}
+    keys = jax.random.split(rng_key, num_chains)
+    return _run_gibbs(keys, arrays, init, static, num_warmup, num_samples)
+
+
+@jax.jit(static_argnums=(3, 4, 5))
+def _run_gibbs(keys, arrays, init, static, num_warmup, num_samples):
+    """Chains of Gibbs sweeps; one jitted program per model configuration."""
+    data = {**dict(static), **arrays}
+    settings, x, hyper = _unpack(data)
+    conditionals = gibbs_conditionals(**settings)
+    num_components, dim = settings["num_components"], x.shape[-1]
 
     def initial_values(key):
         values = {
@@ -347,29 +363,19 @@ def gibbs(
             values["obs_precision"] = jnp.broadcast_to(
                 precision, (num_components, dim, dim)
             )
-        if init is not None:
-            values.update({name: jnp.asarray(v, x.dtype) for name, v in init.items()})
-        return values
+        return values if init is None else {**values, **init}
 
     def sweep(values, key):
         keys = jax.random.split(key, len(conditionals))
         for update_key, update in zip(keys, conditionals.values(), strict=True):
             values = {**values, **update(update_key, values, data)}
-        return values
+        return values, values
 
     def run_chain(key):
-        init_key, warmup_key, sample_key = jax.random.split(key, 3)
-        values = initial_values(init_key)
-        values, _ = jax.lax.scan(
-            lambda v, k: (sweep(v, k), None),
-            values,
-            jax.random.split(warmup_key, num_warmup),
-        )
-        _, draws = jax.lax.scan(
-            lambda v, k: (sweep(v, k),) * 2,
-            values,
-            jax.random.split(sample_key, num_samples),
-        )
-        return draws
+        # One scan over warmup and sampling (one compiled sweep); drop the warmup.
+        init_key, run_key = jax.random.split(key)
+        steps = jax.random.split(run_key, num_warmup + num_samples)
+        _, draws = jax.lax.scan(sweep, initial_values(init_key), steps)
+        return {name: value[num_warmup:] for name, value in draws.items()}
 
-    return jax.jit(jax.vmap(run_chain))(jax.random.split(rng_key, num_chains))
+    return jax.vmap(run_chain)(keys)
