@@ -111,20 +111,50 @@ def pointwise_log_likelihood(
     if not info.observed_sites:
         return {}
     continuous = {k: v for k, v in draws.items() if k not in info.enumerable_sites}
+    dynamic = {k: v for k, v in data.items() if isinstance(v, np.ndarray | jax.Array)}
+    static = tuple(sorted((k, v) for k, v in data.items() if k not in dynamic))
+    obs_shapes = tuple((k, np.shape(v)) for k, v in info.observed_values.items())
+    settings = (model, info.enumerable_sites, info.max_plate_nesting, obs_shapes)
+    try:
+        key = hash((settings, static))
+        program = _LOG_LIKELIHOOD_PROGRAMS.get((settings, static))
+    except TypeError:  # unhashable static data: build without caching
+        key, program = None, None
+    if program is None:
+        program = _log_likelihood_program(model, info, dict(static))
+        if key is not None:
+            _LOG_LIKELIHOOD_PROGRAMS[(settings, static)] = program
+    flat, batch = _flatten(continuous)
+    obs_size = sum(int(np.size(v)) for v in info.observed_values.values())
+    try:
+        values = _map_in_chunks(
+            lambda rows: program(rows, dynamic, params or {}),
+            flat,
+            max(1, _CHUNK_ELEMENTS // max(obs_size, 1)),
+        )
+    except _NotPointwise:
+        return {}
+    return _unflatten(values, batch)
+
+
+_LOG_LIKELIHOOD_PROGRAMS: dict = {}
+
+
+def _log_likelihood_program(
+    model: Callable, info: ModelInfo, static: Mapping[str, Any]
+) -> Callable:
+    """Build the jitted, draw-vectorised pointwise log-likelihood."""
     enum_sites = info.enumerable_sites
-    model = _with_params(model, params)
+    depth = info.max_plate_nesting
     if enum_sites:
         from numpyro.contrib.funsor import enum
 
-        model = enum(
-            enumerated(model, enum_sites),
-            first_available_dim=-info.max_plate_nesting - 1,
-        )
-    depth = info.max_plate_nesting
+        model = enum(enumerated(model, enum_sites), first_available_dim=-depth - 1)
 
-    def single(sample: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        substituted = handlers.substitute(handlers.seed(model, 0), data=sample)
-        model_trace = handlers.trace(substituted).get_trace(**data)
+    def single(sample, dynamic, params):
+        scored = _with_params(model, params)
+        substituted = handlers.substitute(handlers.seed(scored, 0), data=sample)
+        model_trace = handlers.trace(substituted).get_trace(**dynamic, **static)
         discrete_terms = [
             model_trace[name]["fn"].log_prob(model_trace[name]["value"])
             for name in enum_sites
@@ -149,28 +179,19 @@ def pointwise_log_likelihood(
             result[name] = log_prob
         return result
 
-    flat, batch = _flatten(continuous)
-    obs_size = sum(int(np.size(v)) for v in info.observed_values.values())
-    try:
-        values = _map_in_chunks(
-            single, flat, max(1, _CHUNK_ELEMENTS // max(obs_size, 1))
-        )
-    except _NotPointwise:
-        return {}
-    return _unflatten(values, batch)
+    return jax.jit(jax.vmap(single, in_axes=(0, None, None)))
 
 
 _CHUNK_ELEMENTS = 20_000_000
 
 
-def _map_in_chunks(function, flat: Mapping[str, jax.Array], chunk: int) -> Any:
-    """``vmap(function)`` over the leading axis, ``chunk`` rows at a time.
+def _map_in_chunks(vectorised, flat: Mapping[str, jax.Array], chunk: int) -> Any:
+    """Apply the row-vectorised ``vectorised`` to ``chunk`` rows at a time.
 
-    The last chunk is padded, so the vectorised function compiles once.
+    The last chunk is padded, so a jitted ``vectorised`` compiles once.
     """
     total = int(np.shape(next(iter(flat.values())))[0])
     chunk = min(chunk, total)
-    vectorised = jax.jit(jax.vmap(function))
     pieces = []
     for start in range(0, total, chunk):
         rows = {k: v[start : start + chunk] for k, v in flat.items()}

@@ -1,11 +1,13 @@
-"""NUTS, HMC and Gibbs through ``numpyro.infer.MCMC``.
+"""NUTS, HMC and Gibbs: NumPyro's kernels, driven by a compiled, cached chain loop.
 
+The kernels are NumPyro's (``NUTS``, ``HMC``, and the composable ``Gibbs`` with
+``CustomGibbs``/``DiscreteGibbs`` blocks); :mod:`._chains` runs them with one compiled
+program per model, settings and data shapes, so a second fit compiles nothing.
 Chains run with the ``chain_method`` chosen by :func:`default_chain_method`:
-``"parallel"`` when JAX sees at least as many devices as chains (one compiled
-sampler, run on every device at once), otherwise ``"vectorized"`` (one compiled
-sampler, chains batched with ``vmap``), which compiles once whatever the number of
-chains, where ``"sequential"`` would compile the sampling loop once per chain. Pass
-``chain_method=`` to choose yourself.
+``"parallel"`` when JAX sees at least as many devices as chains (one chain per
+device), otherwise ``"vectorized"`` (chains batched with ``vmap``). Both compile once
+whatever the number of chains; ``"sequential"`` (one jitted chain after another)
+also compiles once. Pass ``chain_method=`` to choose yourself.
 """
 
 import math
@@ -16,11 +18,12 @@ from typing import Any
 import jax
 import numpy as np
 from numpyro import handlers
-from numpyro.infer import HMC, MCMC, NUTS
+from numpyro.infer import HMC, NUTS
 from numpyro.infer.gibbs import CustomGibbs, DiscreteGibbs, Gibbs
 from numpyro.infer.hmc_gibbs import HMCGibbsState
 
 from .._typing import GibbsUpdate
+from ._chains import run_chains
 from ._inspect import ModelInfo, enumerated
 
 __all__ = ["default_chain_method", "run_gibbs", "run_hmc", "CHAIN_METHODS"]
@@ -81,7 +84,8 @@ def _tree_depth(num_steps: np.ndarray) -> np.ndarray:
 
 def _run(
     rng_key: jax.Array,
-    kernel: Any,
+    make_kernel: Callable[[Mapping[str, Any]], Any],
+    cache_key: tuple,
     data: Mapping[str, Any],
     *,
     extra_fields: Mapping[str, str],
@@ -99,26 +103,29 @@ def _run(
         thinning=thinning,
     )
     chain_method = _check_chain_method(chain_method, num_chains)
-    if isinstance(kernel, Gibbs) and chain_method == "vectorized":
-        # NumPyro's Gibbs kernels take one key per chain: no vmap over chains.
-        chain_method = "sequential"
-    mcmc = MCMC(
-        kernel,
+    if chain_method == "parallel" and jax.local_device_count() < num_chains:
+        raise ValueError(
+            f"chain_method='parallel' needs one device per chain: {num_chains} chains "
+            f"but JAX sees {jax.local_device_count()} device(s). Use "
+            "chain_method='vectorized', fewer chains, or import numpyro_pgm before "
+            "JAX starts (it then provides virtual CPU devices)."
+        )
+    start = time.perf_counter()
+    draws, raw = run_chains(
+        rng_key,
+        key=cache_key,
+        make_kernel=make_kernel,
+        data=data,
+        num_chains=num_chains,
         num_warmup=num_warmup,
         num_samples=num_samples,
-        num_chains=num_chains,
-        chain_method=chain_method,
         thinning=thinning,
+        fields=tuple(extra_fields),
+        chain_method=chain_method,
         progress_bar=progress_bar,
     )
-    start = time.perf_counter()
-    mcmc.run(rng_key, extra_fields=tuple(extra_fields), **data)
-    samples = {
-        k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()
-    }
-    raw = mcmc.get_extra_fields(group_by_chain=True)
     elapsed = time.perf_counter() - start
-    stats = {extra_fields[k]: np.asarray(raw[k]) for k in extra_fields}
+    stats = {extra_fields[k]: raw[k] for k in extra_fields}
     if "lp" in stats:
         stats["lp"] = -stats["lp"]
     if "n_steps" in stats:
@@ -130,7 +137,7 @@ def _run(
         "chain_method": chain_method,
         "thinning": thinning,
     }
-    return samples, stats, {"settings": settings, "sampling": elapsed}
+    return draws, stats, {"settings": settings, "sampling": elapsed}
 
 
 def run_hmc(
@@ -175,7 +182,7 @@ def run_hmc(
         raise ValueError(
             f"target_accept_prob must lie in (0, 1); got {target_accept_prob}."
         )
-    model = enumerated(model, info.enumerable_sites)
+    enumerated_model = enumerated(model, info.enumerable_sites)
     kernel_options: dict[str, Any] = {
         "target_accept_prob": target_accept_prob,
         "dense_mass": dense_mass,
@@ -183,17 +190,26 @@ def run_hmc(
     if init_strategy is not None:
         kernel_options["init_strategy"] = init_strategy
     if algorithm == "nuts":
-        kernel = NUTS(model, max_tree_depth=max_tree_depth, **kernel_options)
+        kernel_options["max_tree_depth"] = max_tree_depth
     else:
-        kernel = HMC(
-            model,
-            num_steps=num_leapfrog_steps,
-            trajectory_length=trajectory_length,
-            **kernel_options,
+        kernel_options.update(
+            num_steps=num_leapfrog_steps, trajectory_length=trajectory_length
         )
+    kernel_class = NUTS if algorithm == "nuts" else HMC
+
+    def make_kernel(_: Mapping[str, Any]) -> HMC:
+        return kernel_class(enumerated_model, **kernel_options)
+
+    cache_key = (
+        model,
+        algorithm,
+        info.enumerable_sites,
+        tuple(sorted(kernel_options.items())),
+    )
     samples, stats, extra = _run(
         rng_key,
-        kernel,
+        make_kernel,
+        cache_key,
         data,
         extra_fields=_HMC_FIELDS,
         num_warmup=num_warmup,
@@ -282,35 +298,25 @@ def run_gibbs(
     one are updated by discrete Gibbs (finite discrete sites) or, jointly, by NUTS
     (continuous sites).
     """
-    conditionals = dict(conditionals or {})
-    sampled = frozenset(info.discrete_sites)
-
-    def no_enumeration(site: dict) -> dict:
-        return {"enumerate": None} if site["name"] in sampled else {}
-
-    gibbs_model = handlers.infer_config(model, config_fn=no_enumeration)
-    blocks, owned = [], set()
-    for key, update in conditionals.items():
-        sites = _block_sites(key)
+    conditionals = {_block_sites(k): v for k, v in (conditionals or {}).items()}
+    owned: set[str] = set()
+    for sites, update in conditionals.items():
         unknown = [s for s in sites if s not in info.latent_sites]
         if unknown:
             raise ValueError(
-                f"conditionals has key {key!r} naming {unknown}, which are not latent "
-                f"sites of the model; the latent sites are {list(info.latent_sites)}."
+                f"conditionals has key {sites!r} naming {unknown}, which are not "
+                "latent sites of the model; the latent sites are "
+                f"{list(info.latent_sites)}."
             )
         if not callable(update):
             raise TypeError(
-                f"conditionals[{key!r}] must be a function "
+                f"conditionals[{sites!r}] must be a function "
                 f"update(rng_key, values, data) -> dict; got {type(update).__name__}."
             )
         overlap = owned.intersection(sites)
         if overlap:
             raise ValueError(f"sites {sorted(overlap)} appear in two conditionals.")
         owned.update(sites)
-        gibbs_fn = _wrap_update(update, sites, data)
-        block = _ModelCustomGibbs(gibbs_fn, gibbs_model) if not blocks else None
-        blocks.append((block or CustomGibbs(gibbs_fn), list(sites)))
-
     discrete_left = [s for s in info.discrete_sites if s not in owned]
     not_enumerable = [s for s in discrete_left if s not in info.enumerable_sites]
     if not_enumerable:
@@ -320,28 +326,46 @@ def run_gibbs(
             )
         )
     continuous_left = [s for s in info.continuous_sites if s not in owned]
-    if discrete_left:
-        blocks.append((DiscreteGibbs(gibbs_model), discrete_left))
-    if continuous_left:
+    sampled = frozenset(info.discrete_sites)
+
+    def no_enumeration(site: dict) -> dict:
+        return {"enumerate": None} if site["name"] in sampled else {}
+
+    def make_kernel(kwargs: Mapping[str, Any]) -> Gibbs:
+        # Built inside the traced chain, so updates see the (traced) data.
+        gibbs_model = handlers.infer_config(model, config_fn=no_enumeration)
+        blocks = []
+        for sites, update in conditionals.items():
+            gibbs_fn = _wrap_update(update, sites, kwargs)
+            first = _ModelCustomGibbs(gibbs_fn, gibbs_model) if not blocks else None
+            blocks.append((first or CustomGibbs(gibbs_fn), list(sites)))
+        if discrete_left:
+            blocks.append((DiscreteGibbs(gibbs_model), discrete_left))
+        if not continuous_left:
+            return Gibbs(blocks)
         nuts = NUTS(
             gibbs_model,
             target_accept_prob=target_accept_prob,
             max_tree_depth=max_tree_depth,
             dense_mass=dense_mass,
         )
-        blocks.append((nuts, None))
-        kernel: Gibbs = _GibbsWithHMC(blocks)
-        fields = {
-            f"hmc_state.{k}": v
-            for k, v in _HMC_FIELDS.items()
-            if k != "potential_energy"
-        }
-    else:
-        kernel = Gibbs(blocks)
-        fields = {}
+        return _GibbsWithHMC([*blocks, (nuts, None)])
+
+    fields = (
+        {f"hmc_state.{k}": v for k, v in _HMC_FIELDS.items() if k != "potential_energy"}
+        if continuous_left
+        else {}
+    )
+    cache_key = (
+        model,
+        "gibbs",
+        tuple(conditionals.items()),
+        (target_accept_prob, max_tree_depth, dense_mass),
+    )
     samples, stats, extra = _run(
         rng_key,
-        kernel,
+        make_kernel,
+        cache_key,
         data,
         extra_fields=fields,
         num_warmup=num_warmup,

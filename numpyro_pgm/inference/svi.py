@@ -295,8 +295,12 @@ def _draw(rng_key, model, guide, data, info, all_params, num_samples):
     keys = jax.random.split(rng_key, len(all_params))
     for key, params in zip(keys, all_params, strict=True):
         out = _map_in_chunks(
-            lambda row, p=params: dict(
-                zip(("values", "log_weight"), one(row["key"], p))
+            jax.jit(
+                jax.vmap(
+                    lambda row, p=params: dict(
+                        zip(("values", "log_weight"), one(row["key"], p), strict=True)
+                    )
+                )
             ),
             {"key": jax.random.key_data(jax.random.split(key, num_samples))},
             chunk=1024,

@@ -1,0 +1,235 @@
+"""Run MCMC chains with one compiled program per model, settings and data shapes.
+
+NumPyro's ``MCMC`` builds a new ``pmap``/``jit`` target on every ``run``, so every
+fit compiles its sampler again (and, with sequential chains, once per chain). Here a
+chain program is built once per *cache key* (the model, the kernel settings, the
+static data and the array shapes) and reused: a second fit of the same model on data
+of the same shapes compiles nothing. The program drives any NumPyro
+``MCMCKernel`` through its ``init``/``sample``/``postprocess_fn`` interface, so
+NUTS, HMC and the Gibbs kernels all run through it.
+
+- ``"parallel"``: ``pmap`` over devices, one chain per device.
+- ``"vectorized"``: the kernel's ``init``/``sample`` ``vmap``-ed over chains inside
+  one loop.
+- ``"sequential"``: one jitted chain, called once per chain (compiled once).
+
+Progress bars are ``tqdm`` bars fed by ``io_callback`` from inside the compiled loop.
+"""
+
+import threading
+from collections.abc import Callable, Hashable, Mapping
+from operator import attrgetter
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import io_callback
+from tqdm.auto import tqdm
+
+__all__ = ["ChainProgram", "chain_program", "run_chains"]
+
+_PROGRAMS: dict[Hashable, "ChainProgram"] = {}
+_MAX_PROGRAMS = 64
+_BARS: dict[int, Any] = {}
+_BARS_LOCK = threading.Lock()
+_NUM_UPDATES = 20
+
+
+def _tick(chain: np.ndarray, increment: np.ndarray) -> None:
+    with _BARS_LOCK:
+        for index in np.atleast_1d(chain):
+            bar = _BARS.get(int(index))
+            if bar is not None:
+                bar.update(int(increment))
+
+
+class ChainProgram:
+    """A compiled chain runner for one model, kernel setting and data layout."""
+
+    def __init__(
+        self,
+        make_kernel: Callable[[Mapping[str, Any]], Any],
+        static: Mapping[str, Any],
+        *,
+        num_warmup: int,
+        num_samples: int,
+        thinning: int,
+        fields: tuple[str, ...],
+        chain_method: str,
+        progress_bar: bool,
+    ) -> None:
+        self.make_kernel = make_kernel
+        self.static = dict(static)
+        self.num_warmup = num_warmup
+        self.num_samples = num_samples
+        self.thinning = thinning
+        self.fields = fields
+        self.chain_method = chain_method
+        self.progress_bar = progress_bar
+        total = num_warmup + num_samples
+        self.rate = max(1, total // _NUM_UPDATES)
+        if chain_method == "parallel":
+            self._compiled = jax.pmap(self._one_chain)
+        elif chain_method == "vectorized":
+            self._compiled = jax.jit(self._vectorized_chains)
+        else:
+            self._compiled = jax.jit(self._one_chain)
+
+    # -- the traced programs ---------------------------------------------------------
+    def _progress(self, step, chain):
+        if not self.progress_bar:
+            return
+        jax.lax.cond(
+            (step + 1) % self.rate == 0,
+            lambda: io_callback(_tick, None, chain, self.rate, ordered=False),
+            lambda: None,
+        )
+
+    def _loop(self, kernel, state, kwargs, chain, sample, postprocess):
+        fields = [attrgetter(f) for f in self.fields]
+
+        def warmup_step(step, state):
+            state = sample(state)
+            self._progress(step, chain)
+            return state
+
+        def draw_step(state, step):
+            state = sample(state)
+            self._progress(self.num_warmup + step, chain)
+            z = getattr(state, kernel.sample_field)
+            return state, (postprocess(z), [get(state) for get in fields])
+
+        state = jax.lax.fori_loop(0, self.num_warmup, warmup_step, state)
+        _, (draws, stats) = jax.lax.scan(draw_step, state, jnp.arange(self.num_samples))
+        keep = slice(self.num_samples % self.thinning, None, self.thinning)
+        draws = jax.tree.map(lambda x: x[keep], draws)
+        stats = [s[keep] for s in stats]
+        return draws, stats
+
+    def _one_chain(self, rng_key, dynamic, chain):
+        kwargs = {**dynamic, **self.static}
+        kernel = self.make_kernel(kwargs)
+        state = kernel.init(rng_key, self.num_warmup, None, (), kwargs)
+        postprocess = kernel.postprocess_fn((), kwargs)
+        return self._loop(
+            kernel,
+            state,
+            kwargs,
+            chain,
+            lambda s: kernel.sample(s, (), kwargs),
+            postprocess,
+        )
+
+    def _vectorized_chains(self, rng_keys, dynamic, chain):
+        kwargs = {**dynamic, **self.static}
+        kernel = self.make_kernel(kwargs)
+        state = jax.vmap(lambda k: kernel.init(k, self.num_warmup, None, (), kwargs))(
+            rng_keys
+        )
+        postprocess = jax.vmap(kernel.postprocess_fn((), kwargs))
+        draws, stats = self._loop(
+            kernel,
+            state,
+            kwargs,
+            chain,
+            jax.vmap(lambda s: kernel.sample(s, (), kwargs)),
+            postprocess,
+        )
+        # (draw, chain, ...) -> (chain, draw, ...)
+        swap = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731
+        return jax.tree.map(swap, draws), [swap(s) for s in stats]
+
+    # -- the driver -------------------------------------------------------------------
+    def run(
+        self, rng_key: jax.Array, dynamic: Mapping[str, Any], num_chains: int
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Run ``num_chains`` chains; draws and fields shaped ``(chain, draw, ...)``."""
+        keys = jax.random.split(rng_key, num_chains)
+        total = self.num_warmup + self.num_samples
+        bars = self._open_bars(num_chains, total)
+        try:
+            if self.chain_method == "parallel":
+                chains = jnp.arange(num_chains)
+                replicated = jax.tree.map(
+                    lambda x: jnp.broadcast_to(x, (num_chains, *jnp.shape(x))), dynamic
+                )
+                draws, stats = self._compiled(keys, replicated, chains)
+            elif self.chain_method == "vectorized":
+                draws, stats = self._compiled(keys, dynamic, jnp.asarray(0))
+            else:
+                outputs = [
+                    self._compiled(keys[i], dynamic, jnp.asarray(i))
+                    for i in range(num_chains)
+                ]
+                draws = jax.tree.map(
+                    lambda *xs: jnp.stack(xs), *[o[0] for o in outputs]
+                )
+                stats = [jnp.stack(xs) for xs in zip(*[o[1] for o in outputs])]
+            draws = jax.tree.map(np.asarray, draws)
+            stats = {f: np.asarray(s) for f, s in zip(self.fields, stats, strict=True)}
+        finally:
+            self._close_bars(bars)
+        return draws, stats
+
+    def _open_bars(self, num_chains: int, total: int) -> list:
+        if not self.progress_bar:
+            return []
+        count = 1 if self.chain_method == "vectorized" else num_chains
+        bars = [
+            tqdm(total=total, desc=f"chain {i}" if count > 1 else "chains", position=i)
+            for i in range(count)
+        ]
+        with _BARS_LOCK:
+            _BARS.clear()
+            _BARS.update(dict(enumerate(bars)))
+        return bars
+
+    def _close_bars(self, bars: list) -> None:
+        with _BARS_LOCK:
+            _BARS.clear()
+        for bar in bars:
+            bar.close()
+
+
+def _hashable(value: Any) -> Hashable:
+    hash(value)
+    return value
+
+
+def chain_program(
+    key: tuple, make_kernel: Callable, static: Mapping[str, Any], **settings: Any
+) -> ChainProgram:
+    """Return the cached program for ``key``, building it on first use."""
+    try:
+        cache_key = (_hashable(key), tuple(sorted(settings.items())))
+        program = _PROGRAMS.get(cache_key)
+    except TypeError:  # unhashable static data or options: no caching
+        return ChainProgram(make_kernel, static, **settings)
+    if program is None:
+        if len(_PROGRAMS) >= _MAX_PROGRAMS:
+            _PROGRAMS.pop(next(iter(_PROGRAMS)))
+        program = ChainProgram(make_kernel, static, **settings)
+        _PROGRAMS[cache_key] = program
+    return program
+
+
+def run_chains(
+    rng_key: jax.Array,
+    *,
+    key: tuple,
+    make_kernel: Callable,
+    data: Mapping[str, Any],
+    num_chains: int,
+    **settings: Any,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Split ``data`` into arrays and static values, and run the cached program."""
+    dynamic = {k: v for k, v in data.items() if isinstance(v, np.ndarray | jax.Array)}
+    static = {k: v for k, v in data.items() if k not in dynamic}
+    program = chain_program(
+        (key, tuple(sorted(static.items(), key=lambda kv: kv[0]))),
+        make_kernel,
+        static,
+        **settings,
+    )
+    return program.run(rng_key, dynamic, num_chains)
