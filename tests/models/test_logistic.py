@@ -573,5 +573,6 @@ def test_sbc_nuts_is_calibrated_and_a_wrong_laplace_is_not():
         wrong_ranks.append(_ranks(truth, np.asarray(wrong)))
     nuts_p = _uniformity_p_values(nuts_ranks)
     wrong_p = _uniformity_p_values(wrong_ranks)
+    print(f"SBC p-values (b, w1, w2): NUTS {nuts_p}, Laplace with 4 H {wrong_p}")
     assert np.all(nuts_p > threshold), nuts_p
     assert np.all(wrong_p < threshold), wrong_p
