@@ -46,8 +46,10 @@ class CAVIResult(NamedTuple):
     ----------
     pi_concentration : Array of shape (num_components,)
         :math:`q(\pi) = \mathrm{Dirichlet}(\hat\alpha)`.
-    mu_mean, mu_cov : Array of shape (num_components, dim) and (..., dim, dim)
-        :math:`q(\mu_k) = \mathcal{N}(m_k, S_k)`.
+    mu_mean : Array of shape (num_components, dim)
+        Means :math:`m_k` of :math:`q(\mu_k) = \mathcal{N}(m_k, S_k)`.
+    mu_cov : Array of shape (num_components, dim, dim)
+        Covariances :math:`S_k`.
     z_probs : Array of shape (num_points, num_components)
         :math:`q(z_n) = \mathrm{Categorical}(r_n)`.
     elbo : Array of shape (num_iterations,)
@@ -154,7 +156,7 @@ def cavi(
     return CAVIResult(*state, elbo, converged, iterations)
 
 
-@jax.jit(static_argnums=(3, 4))
+@jax.jit(static_argnums=3)
 def _cavi(x, hyper, means, num_iterations, tol):
     num_points, dim = x.shape
     concentration, prior_mean, prior_scale, obs_cov = hyper

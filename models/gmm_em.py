@@ -137,7 +137,7 @@ def _e_step(x: Array, params: MixtureParams):
     return jnp.exp(log_joint - log_marginal[:, None]), jnp.sum(log_marginal)
 
 
-def _m_step(x: Array, resp: Array, floor: float, prior) -> MixtureParams:
+def _m_step(x: Array, resp: Array, floor: Array, prior) -> MixtureParams:
     num_points, dim = x.shape
     counts = resp.sum(0) + 10 * jnp.finfo(x.dtype).eps
     sums = resp.T @ x
@@ -161,8 +161,7 @@ def _m_step(x: Array, resp: Array, floor: float, prior) -> MixtureParams:
         shift_outer = mean_precision * shift[:, :, None] * shift[:, None, :]
         denominator = (df + counts + dim + 2)[:, None, None]
         covs = (scale[None] + scatter + shift_outer) / denominator
-    if floor > 0:
-        covs = _clip_eigenvalues(covs, floor)
+    covs = jnp.where(floor > 0, _clip_eigenvalues(covs, floor), covs)
     return MixtureParams(weights, means, covs)
 
 
@@ -343,7 +342,7 @@ def em(
     )
 
 
-@jax.jit(static_argnums=(2, 3, 4))
+@jax.jit(static_argnums=2)
 def _em(x, init, num_iterations, tol, floor, prior):
     num_points = x.shape[0]
 

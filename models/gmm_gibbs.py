@@ -286,7 +286,11 @@ def gibbs(
     Each sweep draws ``z``, ``pi``, ``mu`` (and ``obs_precision`` for the Wishart
     prior) from the full conditionals of :func:`gibbs_conditionals`, so the chain
     leaves :math:`p(\pi, \mu, z \mid x)` invariant. This is the reference that
-    the generic ``fit(method="gibbs")`` route is compared against.
+    the generic ``fit(method="gibbs")`` route is compared against. Warmup and kept
+    sweeps run in one ``lax.scan`` (one compiled sweep), so memory grows with
+    ``num_warmup + num_samples``; the program is compiled once per model
+    configuration and data shape. Labels may switch between chains: see
+    :mod:`numpyro_pgm.models.gmm_labels`.
 
     Parameters
     ----------

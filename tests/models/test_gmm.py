@@ -439,7 +439,7 @@ def test_em_matches_scikit_learn_from_the_same_start():
     mixture = pytest.importorskip("sklearn.mixture")
     exceptions = pytest.importorskip("sklearn.exceptions")
     with jax.enable_x64(True):
-        x = _overlapping_data(14, num_points=300)
+        x = _overlapping_data(14)
         init = gmm_em.MixtureParams(
             np.full(3, 1 / 3),
             np.array([[-0.5, -0.5], [0.5, 0.5], [0.0, 1.0]]),
@@ -538,7 +538,7 @@ def test_map_objective_adds_the_scipy_log_prior():
         scale=np.array([[1.0, 0.2], [0.2, 0.8]]),
     )
     with jax.enable_x64(True):
-        x = _overlapping_data(15, num_points=50)
+        x = _overlapping_data(15)
         result = gmm_em.em(
             jax.random.key(16),
             x,
