@@ -142,7 +142,12 @@ def fit(
             f"method={method!r}. Drop guide or use method='svi'."
         )
     data = check_data(model, data)
-    inspect_key, run_key, complete_key, predictive_key = jax.random.split(rng_key, 4)
+    # The method gets the caller's key itself, so NUTS draws equal those of
+    # NumPyro's MCMC run with the same key; the other steps use keys folded from it.
+    run_key = rng_key
+    inspect_key, complete_key, predictive_key = (
+        jax.random.fold_in(rng_key, i) for i in (1, 2, 3)
+    )
     info = inspect_model(model, data, inspect_key)
     if not info.observed_sites and not info.factor_sites:
         raise ValueError(

@@ -1,0 +1,345 @@
+"""NUTS on a CPU, end to end: ``fit`` against NumPyro, PyMC and nutpie.
+
+Three reference workloads, 4 chains x (1000 warmup + 1000 draws), each variant in a
+fresh process (so compilation counts, as users experience it), variants interleaved
+within each repeat, medians over repeats:
+
+- ``logreg``: Bayesian logistic regression on scikit-learn's Wisconsin breast-cancer
+  data (569 x 30, standardised), w ~ N(0, 1), intercept ~ N(0, 5);
+- ``schools``: eight schools, non-centred: mu ~ N(0, 5), tau ~ HalfCauchy(5),
+  theta_tilde ~ N(0, 1);
+- ``mixture``: a 1-D mixture, K = 3, N = 1000 simulated points (numpy seed 0),
+  assignments marginalised, w ~ Dirichlet(1), ordered means with N(0, 10) density,
+  sigmas ~ HalfNormal(2).
+
+Variants: ``numpyro-default`` (``MCMC(NUTS(model))`` as a user writes it: one CPU
+device, so chains run one after another), ``numpyro-4-devices`` (the same with 4
+virtual host devices set by hand), ``pgm`` (``numpyro_pgm.fit(method="nuts")``
+with its defaults), and, when a peer environment is given with ``--peer-python``
+(a Python with ``pymc`` and ``nutpie``), ``pymc`` (``pm.sample()`` defaults) and
+``nutpie`` (``nutpie.sample(nutpie.compile_pymc_model(model))``). On ``logreg``,
+``pgm-laplace`` times ``fit(method="laplace")`` against ``fit(method="nuts")``.
+
+Metrics: total seconds, compile seconds (JAX: the XLA backend-compile time reported
+by ``jax.monitoring``; nutpie: ``compile_pymc_model``; PyMC: not separated), the
+minimum bulk ESS over parameters (arviz-stats), and min-ESS per second with and
+without compilation. Ratios are to ``numpyro-default`` in the same run.
+
+Run: ``python benchmarks/nuts_cpu.py --repeats 3 --peer-python PYTHON``
+(writes the tables into ``benchmarks/RESULTS.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+WORKLOADS = ("logreg", "schools", "mixture")
+JAX_VARIANTS = ("numpyro-default", "numpyro-4-devices", "pgm")
+PEER_VARIANTS = ("pymc", "nutpie")
+ROOT = Path(__file__).resolve().parents[1]
+SCHOOL_Y = [28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0]
+SCHOOL_SIGMA = [15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0]
+
+
+# -- data (numpy only, so the peer environment needs no numpyro_pgm) ----------------
+def workload_data(workload: str) -> dict:
+    import numpy as np
+
+    if workload == "logreg":
+        path = ROOT / "numpyro_pgm" / "data" / "breast_cancer.csv.gz"
+        with gzip.open(path, "rt") as handle:
+            table = np.loadtxt(handle, delimiter=",", skiprows=1)
+        X, y = table[:, :30], table[:, 30].astype(np.int32)
+        X = (X - X.mean(0)) / X.std(0)
+        return {"X": X.astype(np.float32), "y": y}
+    if workload == "schools":
+        return {
+            "y": np.array(SCHOOL_Y, np.float32),
+            "sigma": np.array(SCHOOL_SIGMA, np.float32),
+        }
+    rng = np.random.default_rng(0)
+    component = rng.choice(3, size=1000, p=[0.3, 0.5, 0.2])
+    x = np.array([-3.0, 0.0, 4.0])[component] + np.array([0.8, 1.0, 0.6])[
+        component
+    ] * rng.normal(size=1000)
+    return {"x": x.astype(np.float32)}
+
+
+# -- NumPyro models -------------------------------------------------------------------
+def numpyro_model(workload: str):
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    def logreg(X, y=None):
+        w = numpyro.sample("w", dist.Normal(0.0, 1.0).expand([X.shape[1]]).to_event(1))
+        b = numpyro.sample("b", dist.Normal(0.0, 5.0))
+        with numpyro.plate("point", X.shape[0]):
+            numpyro.sample("y", dist.Bernoulli(logits=X @ w + b), obs=y)
+
+    def schools(sigma, y=None):
+        mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
+        tau = numpyro.sample("tau", dist.HalfCauchy(5.0))
+        with numpyro.plate("school", sigma.shape[0]):
+            theta_tilde = numpyro.sample("theta_tilde", dist.Normal(0.0, 1.0))
+            numpyro.sample("y", dist.Normal(mu + tau * theta_tilde, sigma), obs=y)
+
+    def mixture(x=None):
+        weights = numpyro.sample("w", dist.Dirichlet(jnp.ones(3)))
+        means = numpyro.sample(
+            "mu",
+            dist.ImproperUniform(dist.constraints.ordered_vector, (), event_shape=(3,)),
+        )
+        numpyro.factor("mu_prior", dist.Normal(0.0, 10.0).log_prob(means).sum())
+        sigmas = numpyro.sample("sigma", dist.HalfNormal(2.0).expand([3]).to_event(1))
+        with numpyro.plate("point", x.shape[0]):
+            numpyro.sample(
+                "x",
+                dist.MixtureSameFamily(
+                    dist.Categorical(weights), dist.Normal(means, sigmas)
+                ),
+                obs=x,
+            )
+
+    return {"logreg": logreg, "schools": schools, "mixture": mixture}[workload]
+
+
+# -- PyMC models ----------------------------------------------------------------------
+def pymc_model(workload: str, data: dict):
+    import numpy as np
+    import pymc as pm
+
+    with pm.Model() as model:
+        if workload == "logreg":
+            w = pm.Normal("w", 0.0, 1.0, shape=data["X"].shape[1])
+            b = pm.Normal("b", 0.0, 5.0)
+            pm.Bernoulli("y", logit_p=data["X"] @ w + b, observed=data["y"])
+        elif workload == "schools":
+            mu = pm.Normal("mu", 0.0, 5.0)
+            tau = pm.HalfCauchy("tau", 5.0)
+            theta_tilde = pm.Normal("theta_tilde", 0.0, 1.0, shape=8)
+            pm.Normal("y", mu + tau * theta_tilde, data["sigma"], observed=data["y"])
+        else:
+            w = pm.Dirichlet("w", np.ones(3))
+            mu = pm.Normal(
+                "mu",
+                0.0,
+                10.0,
+                shape=3,
+                transform=pm.distributions.transforms.ordered,
+                initval=np.array([-1.0, 0.0, 1.0]),
+            )
+            sigma = pm.HalfNormal("sigma", 2.0, shape=3)
+            pm.NormalMixture("x", w=w, mu=mu, sigma=sigma, observed=data["x"])
+    return model
+
+
+# -- one measured run -----------------------------------------------------------------
+def _min_ess(groups: dict) -> float:
+    import numpy as np
+    from arviz_stats.base import array_stats
+
+    smallest = np.inf
+    for array in groups.values():
+        array = np.asarray(array, dtype=np.float64)
+        flat = array.reshape(array.shape[0], array.shape[1], -1)
+        ess = array_stats.ess(np.moveaxis(flat, -1, 0), 1, 2, method="bulk")
+        smallest = min(smallest, float(np.min(ess)))
+    return smallest
+
+
+def run_jax(workload: str, variant: str) -> dict:
+    if variant == "numpyro-default":
+        os.environ["NUMPYRO_PGM_HOST_DEVICES"] = "0"
+    elif variant == "numpyro-4-devices":
+        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    start = time.perf_counter()
+    import jax
+
+    compile_seconds = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda name, secs, **kw: (
+            compile_seconds.append(secs) if "backend_compile" in name else None
+        )
+    )
+    data = workload_data(workload)
+    model = numpyro_model(workload)
+    key = jax.random.key(0)
+    if variant == "pgm-laplace":
+        import numpyro_pgm as pgm
+
+        pgm.fit(key, model, data=data, method="laplace", checks=False)
+        total = time.perf_counter() - start
+        return {"seconds": total, "compile_seconds": sum(compile_seconds)}
+    if variant.startswith("numpyro"):
+        from numpyro.infer import MCMC, NUTS
+
+        mcmc = MCMC(
+            NUTS(model),
+            num_warmup=1000,
+            num_samples=1000,
+            num_chains=4,
+            progress_bar=False,
+        )
+        mcmc.run(key, **data)
+        samples = jax.device_get(mcmc.get_samples(group_by_chain=True))
+    else:
+        import numpyro_pgm as pgm
+
+        result = pgm.fit(key, model, data=data, method="nuts", progress_bar=False)
+        samples = dict(result.samples)
+    total = time.perf_counter() - start
+    latent = {"logreg": ("w", "b"), "schools": ("mu", "tau", "theta_tilde")}.get(
+        workload, ("w", "mu", "sigma")
+    )
+    return _record(total, sum(compile_seconds), {k: samples[k] for k in latent})
+
+
+def run_peer(workload: str, variant: str) -> dict:
+    start = time.perf_counter()
+    import pymc as pm
+
+    data = workload_data(workload)
+    model = pymc_model(workload, data)
+    if variant == "pymc":
+        with model:
+            trace = pm.sample(
+                draws=1000, tune=1000, chains=4, random_seed=0, progressbar=False
+            )
+        compile_seconds = float("nan")
+    else:
+        import nutpie
+
+        compile_start = time.perf_counter()
+        compiled = nutpie.compile_pymc_model(model)
+        compile_seconds = time.perf_counter() - compile_start
+        trace = nutpie.sample(
+            compiled, draws=1000, tune=1000, chains=4, seed=0, progress_bar=False
+        )
+    total = time.perf_counter() - start
+    posterior = trace.posterior
+    names = [n for n in posterior.data_vars if not n.endswith("__")]
+    return _record(total, compile_seconds, {n: posterior[n].values for n in names})
+
+
+def _record(total: float, compile_seconds: float, samples: dict) -> dict:
+    import math
+
+    ess = _min_ess(samples)
+    sampling = total - compile_seconds if not math.isnan(compile_seconds) else total
+    return {
+        "seconds": total,
+        "compile_seconds": compile_seconds,
+        "min_ess": ess,
+        "ess_per_second": ess / total,
+        "ess_per_second_no_compile": ess / sampling,
+    }
+
+
+# -- the driver -----------------------------------------------------------------------
+def _run_variant(workload: str, variant: str, peer_python: str | None) -> dict:
+    python = peer_python if variant in PEER_VARIANTS else sys.executable
+    completed = subprocess.run(
+        [python, __file__, "--single", workload, variant],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def _table(workload: str, rows: dict) -> str:
+    baseline = rows["numpyro-default"]
+    lines = [
+        "| variant | total s | compile s | min ESS | min-ESS/s | ratio | "
+        "min-ESS/s without compile | ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for variant, row in rows.items():
+        if "min_ess" not in row:
+            continue
+        lines.append(
+            f"| {variant} | {row['seconds']:.1f} | {row['compile_seconds']:.1f} | "
+            f"{row['min_ess']:.0f} | {row['ess_per_second']:.0f} | "
+            f"{row['ess_per_second'] / baseline['ess_per_second']:.2f} | "
+            f"{row['ess_per_second_no_compile']:.0f} | "
+            f"{row['ess_per_second_no_compile'] / baseline['ess_per_second_no_compile']:.2f} |"  # noqa: E501
+        )
+    text = f"### {workload}\n\n" + "\n".join(lines)
+    if "pgm-laplace" in rows:
+        laplace = rows["pgm-laplace"]["seconds"]
+        text += (
+            f'\n\n`fit(method="laplace")` (1000 draws): {laplace:.1f} s, '
+            f"{laplace / rows['pgm']['seconds']:.2f} x the time of "
+            '`fit(method="nuts")`.'
+        )
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--single", nargs=2, metavar=("WORKLOAD", "VARIANT"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS))
+    parser.add_argument("--peer-python", default=None)
+    parser.add_argument(
+        "--results", type=Path, default=Path(__file__).with_name("RESULTS.md")
+    )
+    args = parser.parse_args()
+    if args.single:
+        workload, variant = args.single
+        runner = run_peer if variant in PEER_VARIANTS else run_jax
+        print(json.dumps(runner(workload, variant)))
+        return
+
+    import statistics
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from harness import write_section
+
+    variants = JAX_VARIANTS + (PEER_VARIANTS if args.peer_python else ())
+
+    def variants_of(workload: str) -> tuple[str, ...]:
+        return variants + (("pgm-laplace",) if workload == "logreg" else ())
+
+    runs = {(w, v): [] for w in args.workloads for v in variants_of(w)}
+    for repeat in range(args.repeats):
+        for workload in args.workloads:
+            for variant in variants_of(workload):
+                record = _run_variant(workload, variant, args.peer_python)
+                runs[(workload, variant)].append(record)
+                print(repeat, workload, variant, record, file=sys.stderr)
+    tables = []
+    for workload in args.workloads:
+        rows = {
+            v: {
+                k: statistics.median(r[k] for r in runs[(workload, v)])
+                for k in runs[(workload, v)][0]
+            }
+            for v in variants_of(workload)
+        }
+        tables.append(_table(workload, rows))
+    body = (
+        "4 chains x (1000 warmup + 1000 draws); fresh process per run; medians of "
+        f"{args.repeats} interleaved repeats on this project's 2-core CPU machine; "
+        "ratios to `numpyro-default`. Compile time is XLA's backend compile (JAX) or "
+        "`compile_pymc_model` (nutpie); `nan` where it is not separable (PyMC).\n\n"
+        "Reproduce: `python benchmarks/nuts_cpu.py --repeats 3 --peer-python "
+        ".peers-venv/bin/python` (the peer venv: `python3.12 -m venv .peers-venv && "
+        ".peers-venv/bin/pip install pymc nutpie`).\n\n" + "\n\n".join(tables)
+    )
+    write_section(
+        args.results, "NUTS on a CPU: fit against NumPyro, PyMC, nutpie", body
+    )
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
