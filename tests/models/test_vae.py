@@ -22,10 +22,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
+import optax
 import pytest
 from numpyro import handlers
 from numpyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from numpyro_pgm.models import vae, vae_evaluation, vae_training
+from scipy import stats
 
 import numpyro_pgm as pgm
 from numpyro_pgm import datasets
@@ -477,3 +479,65 @@ def test_fit_runs_the_vae_full_batch(digits, networks):
     assert any(
         name.startswith("decoder$params") for name in result.groups["learned_params"]
     )
+
+
+# --- slow: recovery of the maximum-likelihood linear-Gaussian model -----------------
+
+
+@pytest.mark.slow
+def test_affine_gaussian_vae_reaches_the_ppca_maximum_likelihood():
+    # With affine networks and one noise scale the VAE is probabilistic PCA, whose
+    # maximum log-likelihood is closed-form (Tipping and Bishop, 1999), and whose
+    # ELBO optimum with a diagonal q is the PPCA maximum (Lucas et al., 2019).
+    # Tolerance: the trained decoder must lie in the 99.9% likelihood-ratio
+    # confidence region of the MLE, 2 (l_ML - l) <= chi2_k(0.999), with k the
+    # number of free PPCA parameters; l <= l_ML holds exactly.
+    num_pixels, latent_dims, num_points = 8, 2, 2000
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(num_pixels, latent_dims)) * np.array([2.0, 1.0])
+    x = rng.normal(size=(num_points, latent_dims)) @ w.T + rng.normal(size=num_pixels)
+    x = (x + 0.5 * rng.normal(size=x.shape)).astype(np.float32)
+    eigenvalues = np.sort(np.linalg.eigvalsh(np.cov(x.T, bias=True)))[::-1]
+    noise = eigenvalues[latent_dims:].mean()
+    maximum = (
+        -num_points
+        / 2
+        * (
+            num_pixels * np.log(2 * np.pi)
+            + np.log(eigenvalues[:latent_dims]).sum()
+            + (num_pixels - latent_dims) * np.log(noise)
+            + num_pixels
+        )
+    )
+    networks = vae.init_networks(
+        jax.random.key(0),
+        num_pixels=num_pixels,
+        latent_dims=latent_dims,
+        num_hidden_layers=0,
+        likelihood="gaussian",
+    )
+    num_epochs = 1000
+    schedule = optax.exponential_decay(3e-2, num_epochs * 10, decay_rate=0.01)
+    result = vae_training.train(
+        jax.random.key(1),
+        x,
+        networks=networks,
+        num_epochs=num_epochs,
+        batch_size=200,
+        optimizer=optax.adam(schedule),
+        progress_bar=False,
+    )
+    layer = result.networks.decoder.mlp.layers[0]
+    weight = np.asarray(layer.weight, dtype=np.float64)
+    scale = float(np.exp(result.networks.decoder.log_scale))
+    covariance = weight @ weight.T + scale**2 * np.eye(num_pixels)
+    log_likelihood = (
+        stats.multivariate_normal(np.asarray(layer.bias, dtype=np.float64), covariance)
+        .logpdf(x)
+        .sum()
+    )
+    free = (
+        num_pixels * latent_dims + num_pixels + 1 - latent_dims * (latent_dims - 1) // 2
+    )
+    assert log_likelihood <= maximum + 1e-6 * abs(maximum)
+    assert 2 * (maximum - log_likelihood) <= stats.chi2.ppf(0.999, free)
