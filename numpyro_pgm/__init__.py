@@ -11,6 +11,8 @@ configure_host_devices()
 
 from ._validation import allow_missing as allow_missing  # noqa: E402
 from ._validation import missing_ok_arguments as missing_ok_arguments  # noqa: E402
+from .calibration import SBCResult as SBCResult  # noqa: E402
+from .calibration import sbc as sbc  # noqa: E402
 from .diagnostics import CheckReport as CheckReport  # noqa: E402
 from .diagnostics import ConvergenceWarning as ConvergenceWarning  # noqa: E402
 from .diagnostics import check as check  # noqa: E402
@@ -31,12 +33,14 @@ __all__ = [
     "LaplaceError",
     "METHODS",
     "ModelError",
+    "SBCResult",
     "SVIError",
     "allow_missing",
     "check",
     "fit",
     "load",
     "missing_ok_arguments",
+    "sbc",
 ]
 
 __version__ = "0.1.0"

@@ -168,24 +168,20 @@ def run_svi(
             or value < 1
         ):
             raise ValueError(f"{name} must be a positive int; got {value!r}.")
-    if info.enumerable_sites:
-        model = enumerated(model, info.enumerable_sites)
-    guide_fn, guide_name = _resolve_guide(guide, model, info)
-    svi = SVI(
-        model,
-        guide_fn,
-        _resolve_optimizer(optimizer, learning_rate),
-        _resolve_loss(loss, info, num_particles),
-    )
     chunk_size = int(chunk_size or min(num_steps, max(100, num_steps // 20)))
     dynamic, static = _split_data(data)
-
-    @jax.jit
-    def run_chunk(state, dynamic):
-        def body(state, _):
-            return svi.update(state, **dynamic, **static)
-
-        return jax.lax.scan(body, state, None, length=chunk_size)
+    program = _svi_program(
+        model,
+        info,
+        static,
+        guide=guide,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        loss=loss,
+        num_particles=num_particles,
+        chunk_size=chunk_size,
+    )
+    svi, guide_name = program.svi, program.guide_name
 
     start = time.perf_counter()
     restart_keys = jax.random.split(rng_key, num_chains + 1)
@@ -201,7 +197,7 @@ def run_svi(
         history: list[np.ndarray] = []
         done = 0
         while done < num_steps:
-            state, chunk_losses = run_chunk(state, dynamic)
+            state, chunk_losses = program.run_chunk(state, dynamic)
             chunk_losses = np.asarray(chunk_losses)
             if done + chunk_size > num_steps:
                 chunk_losses = chunk_losses[: num_steps - done]
@@ -232,7 +228,7 @@ def run_svi(
     training = time.perf_counter() - start
 
     draws, log_weights = _draw(
-        restart_keys[-1], model, guide_fn, data, info, all_params, num_samples
+        restart_keys[-1], program, dynamic, all_params, num_samples
     )
     longest = max(h.size for h in histories)
     losses = np.full((num_chains, longest), np.nan)
@@ -262,51 +258,123 @@ def run_svi(
     return draws, stats, {"settings": settings, "params": params, **timing}
 
 
-def _draw(rng_key, model, guide, data, info, all_params, num_samples):
+class _SVIProgram:
+    """An SVI object with its compiled training chunk and draw function.
+
+    Built once per model, guide, optimiser, loss and static data; ``jax.jit``
+    then compiles once per data shape, so a second fit compiles nothing.
+    """
+
+    def __init__(self, model, guide, guide_name, optimizer, loss, info, static, chunk):
+        self.svi = SVI(model, guide, optimizer, loss)
+        self.guide_name = guide_name
+        self.static = static
+        latent = frozenset(info.latent_sites)
+        svi = self.svi
+
+        def run_chunk(state, dynamic):
+            def body(state, _):
+                return svi.update(state, **dynamic, **static)
+
+            return jax.lax.scan(body, state, None, length=chunk)
+
+        if info.enumerable_sites:
+            from numpyro.contrib.funsor import enum
+            from numpyro.contrib.funsor import log_density as enum_log_density
+
+            scored = enum(model, first_available_dim=-info.max_plate_nesting - 1)
+
+            def model_log_density(kwargs, values, params):
+                return enum_log_density(scored, (), kwargs, {**params, **values})[0]
+        else:
+
+            def model_log_density(kwargs, values, params):
+                return log_density(model, (), kwargs, {**params, **values})[0]
+
+        def one(key_data, params, dynamic):
+            kwargs = {**dynamic, **static}
+            key = jax.random.wrap_key_data(key_data)
+            log_q, guide_trace = log_density(
+                handlers.seed(guide, key), (), kwargs, params
+            )
+            values = {
+                name: site["value"]
+                for name, site in guide_trace.items()
+                if site["type"] == "sample"
+                and name in latent
+                and not site["is_observed"]
+            }
+            if info.subsampled:
+                return {"values": values, "log_weight": jnp.nan}
+            log_weight = model_log_density(kwargs, values, params) - log_q
+            return {"values": values, "log_weight": log_weight}
+
+        self.run_chunk = jax.jit(run_chunk)
+        self.draw = jax.jit(jax.vmap(one, in_axes=(0, None, None)))
+
+
+_SVI_PROGRAMS: dict = {}
+
+
+def _svi_program(
+    model,
+    info,
+    static,
+    *,
+    guide,
+    optimizer,
+    learning_rate,
+    loss,
+    num_particles,
+    chunk_size,
+) -> _SVIProgram:
+    key = (
+        model,
+        guide if not isinstance(guide, autoguide.AutoGuide) else id(guide),
+        optimizer,
+        learning_rate,
+        loss,
+        num_particles,
+        chunk_size,
+        info.enumerable_sites,
+        tuple(sorted(static.items())),
+    )
+    try:
+        program = _SVI_PROGRAMS.get(key)
+    except TypeError:  # unhashable static data: build without caching
+        key, program = None, None
+    if program is None:
+        if info.enumerable_sites:
+            model = enumerated(model, info.enumerable_sites)
+        guide_fn, guide_name = _resolve_guide(guide, model, info)
+        program = _SVIProgram(
+            model,
+            guide_fn,
+            guide_name,
+            _resolve_optimizer(optimizer, learning_rate),
+            _resolve_loss(loss, info, num_particles),
+            info,
+            static,
+            chunk_size,
+        )
+        if key is not None:
+            if len(_SVI_PROGRAMS) >= 64:
+                _SVI_PROGRAMS.pop(next(iter(_SVI_PROGRAMS)))
+            _SVI_PROGRAMS[key] = program
+    return program
+
+
+def _draw(rng_key, program, dynamic, all_params, num_samples):
     """Draw from each fitted guide, with log p(x, z) - log q(z) per draw."""
-    if info.enumerable_sites:
-        from numpyro.contrib.funsor import enum
-        from numpyro.contrib.funsor import log_density as enum_log_density
-
-        scored_model = enum(model, first_available_dim=-info.max_plate_nesting - 1)
-
-        def model_log_density(values, params):
-            return enum_log_density(scored_model, (), data, {**params, **values})[0]
-    else:
-
-        def model_log_density(values, params):
-            return log_density(model, (), data, {**params, **values})[0]
-
-    latent = frozenset(info.latent_sites)
-
-    def one(key_data, params):
-        key = jax.random.wrap_key_data(key_data)
-        log_q, guide_trace = log_density(handlers.seed(guide, key), (), data, params)
-        values = {
-            name: site["value"]
-            for name, site in guide_trace.items()
-            if site["type"] == "sample" and name in latent and not site["is_observed"]
-        }
-        if info.subsampled:
-            return values, jnp.nan
-        return values, model_log_density(values, params) - log_q
-
     draws, weights = {}, []
     keys = jax.random.split(rng_key, len(all_params))
     for key, params in zip(keys, all_params, strict=True):
         out = _map_in_chunks(
-            jax.jit(
-                jax.vmap(
-                    lambda row, p=params: dict(
-                        zip(("values", "log_weight"), one(row["key"], p), strict=True)
-                    )
-                )
-            ),
+            lambda rows, p=params: program.draw(rows["key"], p, dynamic),
             {"key": jax.random.key_data(jax.random.split(key, num_samples))},
             chunk=1024,
         )
-        values, log_weight = out["values"], out["log_weight"]
-        for name, value in values.items():
+        for name, value in out["values"].items():
             draws.setdefault(name, []).append(np.asarray(value))
-        weights.append(np.asarray(log_weight, dtype=np.float64))
+        weights.append(np.asarray(out["log_weight"], dtype=np.float64))
     return {k: np.stack(v) for k, v in draws.items()}, np.stack(weights)
