@@ -14,7 +14,7 @@ from numpyro_pgm.results import InferenceResult
 def run(*arguments: str) -> int:
     # --no-cache: the persistent compilation cache is process-wide JAX state, so
     # these in-process runs leave it off; test_compilation_cache checks it apart.
-    return run(*["--no-cache", *arguments])
+    return cli.main(["--no-cache", *arguments])
 
 
 def _saved(tmp_path, name, shift=0.0):
