@@ -165,7 +165,7 @@ def _cell(value: Any, digits: int) -> str:
     if isinstance(value, float | np.floating):
         if math.isnan(value):
             return ""
-        if math.isfinite(value) and abs(value) >= 10**digits:
+        if math.isfinite(value) and abs(value) >= 10 ** (digits - 1):
             return f"{value:.0f}"
         return f"{value:.{digits}g}"
     return str(value).replace("|", "\\|").replace("\n", " ")
