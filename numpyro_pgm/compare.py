@@ -270,10 +270,20 @@ def _khat(result: InferenceResult) -> float:
 
 
 def _wasserstein(reference: np.ndarray, other: np.ndarray) -> float:
-    """Wasserstein-1 distance between two ``(chain, draw)`` marginals."""
-    size = int(min(reference.size, other.size))
+    """Wasserstein-1 distance between the empirical marginals of two draw arrays.
+
+    arviz-stats compares equally many draws from each side; the smaller sample is
+    repeated (which leaves its empirical distribution unchanged) so that every draw
+    of the larger one is used.
+    """
+    size = int(max(reference.size, other.size))
     first, second = (
-        xr.DataArray(a, dims=("chain", "draw"), name="x") for a in (reference, other)
+        xr.DataArray(
+            np.tile(a.ravel(), -(-size // a.size))[None, :],
+            dims=("chain", "draw"),
+            name="x",
+        )
+        for a in (reference, other)
     )
     return float(
         azs.wasserstein(first, second, joint=False, num_samples=size, round_to="none")
@@ -298,8 +308,8 @@ def compare(
         \text{sd\_gap} = \frac{s_j^{(m)} - \sigma_j}{\sigma_j}, \quad
         \text{wasserstein} = \frac{W_1(p_j^{(m)}, p_j^{\text{ref}})}{\sigma_j}.
 
-    :math:`W_1` is :func:`arviz_stats.wasserstein` on the marginals (all draws of
-    the smaller result, as many drawn from the larger). Between two exact methods
+    :math:`W_1` is :func:`arviz_stats.wasserstein` between the marginals' empirical
+    distributions (all draws of both results). Between two exact methods
     the gaps are Monte Carlo error: the mean gap has sd about
     :math:`\sqrt{1/\text{ESS}_m + 1/\text{ESS}_\text{ref}}`.
 

@@ -83,6 +83,15 @@ def fits():
     return nuts, laplace, wrong
 
 
+@pytest.fixture(scope="module")
+def mode(fits):
+    nuts = fits[0]
+    data = {"y": np.asarray(nuts.groups["observed_data"]["y"])}
+    return pgm.fit(
+        jax.random.key(3), normal_mean, data=data, method="map", checks=False
+    )
+
+
 def _ess(draws, method):
     return array_stats.ess(np.asarray(draws, dtype=float), 0, 1, method=method)
 
@@ -119,6 +128,20 @@ def test_a_too_narrow_guide_shows_a_large_gap(fits):
     khat = {f.name: f.value for f in pgm.check(wrong)}["pareto_khat"]
     assert table.loc[("mu[1]", "svi"), "khat"] == khat
     assert table.loc[("mu[0]", "laplace"), "khat"] < 0.5
+
+
+def test_a_point_estimate_is_a_point_mass(fits, mode):
+    # W1 between N(m, s) and a point at the mode m is s E|Z| = s sqrt(2/pi); its
+    # Monte Carlo sd is sqrt(1 - 2/pi) / sqrt(ESS) reference sds.
+    nuts = fits[0]
+    table = compare([nuts, mode]).table
+    ess_mean = _ess(nuts.samples["mu"], "mean")
+    for j in range(2):
+        row = table.loc[(f"mu[{j}]", "map")]
+        assert row["sd_gap"] == -1.0
+        assert row["ess"] == 1 and row["ess_kind"] == "draws"
+        tolerance = Z * np.sqrt((1 - 2 / np.pi) / ess_mean[j]) + abs(row["mean_gap"])
+        assert row["wasserstein"] == pytest.approx(np.sqrt(2 / np.pi), abs=tolerance)
 
 
 def test_cost_columns_say_which_ess(fits):

@@ -51,7 +51,9 @@ STYLE: str | None = "arviz-variat"
 """The matplotlib style figures are drawn in (``None``: the current rcParams)."""
 
 MAX_PANELS = 16
-"""With ``var_names=None``, plots show posterior sites up to this many panels."""
+"""With ``var_names=None``, plots draw the continuous posterior sites, in order,
+that fit in this many panels in all; larger sites are left out (name them in
+``var_names`` and pick components with ``coords``)."""
 
 
 def applicable(result: InferenceResult) -> tuple[str, ...]:

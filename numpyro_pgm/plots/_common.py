@@ -78,7 +78,7 @@ def select_var_names(
     plot: str,
     group: str = "posterior",
 ) -> list[str]:
-    """Validate ``var_names``; default to the float sites that fit in max_panels()."""
+    """Validate ``var_names``; default to the float sites that fit in MAX_PANELS."""
     if var_names is not None:
         names = [var_names] if isinstance(var_names, str) else list(var_names)
         unknown = [n for n in names if n not in variables]
@@ -100,9 +100,10 @@ def select_var_names(
     if not names:
         shapes = {k: np.shape(v)[2:] for k, v in variables.items()}
         raise ValueError(
-            f"plots.{plot}: no continuous posterior site fits in max_panels()="
-            f"{max_panels()} panels (site shapes: {shapes}). Pass var_names=[...] and "
-            "coords={dim: [...]} to choose what to draw."
+            f"plots.{plot}: no continuous posterior site fits in "
+            f"numpyro_pgm.plots.MAX_PANELS={max_panels()} panels (site shapes: "
+            f"{shapes}). Pass var_names=[...] and coords={{dim: [...]}} to choose "
+            "what to draw."
         )
     return names
 

@@ -180,7 +180,7 @@ def ess(
     coords: Mapping[str, Any] | None = None,
     kind: str = "local",
 ) -> Figure:
-    """Effective sample size across quantiles (``"local"``/``"quantile"``) or draws.
+    """Effective sample size of small intervals (``"local"``) or of quantiles.
 
     Parameters
     ----------

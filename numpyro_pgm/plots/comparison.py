@@ -110,8 +110,8 @@ def sbc_ecdf(
     ECDF of the ranks (as fractions :math:`(r + 1/2)/(L + 1)`) minus the uniform
     CDF, inside the simultaneous band that contains a whole uniform ECDF with
     probability ``envelope_prob`` (Säilynoja et al. 2022). Points that drive a
-    departure from uniformity are marked and each panel states the p-value of
-    arviz-stats' ``pot_c`` uniformity test.
+    departure from uniformity (arviz-stats' ``pot_c`` test) are marked; the
+    p-values of :func:`numpyro_pgm.sbc` come from randomised PIT values instead.
 
     Parameters
     ----------
@@ -187,7 +187,13 @@ def sbc_ecdf(
             group="sbc",
             sample_dims=["simulation"],
             envelope_prob=probability,
-            visuals={"xlabel": {"text": "fractional rank"}, "ylabel": {}},
+            # The p-value of a test is numpyro_pgm.sbc's (randomised PIT); the
+            # mid-rank fractions drawn here are for the eye, not for a test.
+            visuals={
+                "xlabel": {"text": "fractional rank"},
+                "ylabel": {},
+                "p_value_text": False,
+            },
             backend=BACKEND,
         )
         plot_collection.map(

@@ -231,8 +231,9 @@ def pareto_khat(result: InferenceResult, *, var_name: str | None = None) -> Figu
         )
     with warnings.catch_warnings():
         # arviz-stats warns when k-hat is high; drawing k-hat is how we report it.
-        warnings.filterwarnings("ignore", message=".*[Ee]stimated shape parameter")
-        warnings.filterwarnings("ignore", message=".*Pareto k")
+        warnings.filterwarnings(
+            "ignore", message="Estimated shape parameter of Pareto distribution"
+        )
         if _approximate(result):
             correction = tree["sample_stats"]["log_weight"]
             elpd = azs.loo_approximate_posterior(
