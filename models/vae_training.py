@@ -52,8 +52,9 @@ from tqdm.auto import tqdm
 
 from numpyro_pgm import SVIError
 
-from .vae import Networks, _check_beta, _check_positive_int, check_images, guide, model
+from .vae import Networks, _check_beta, check_images, guide, model
 from .vae_evaluation import elbo, with_params
+from .vae_networks import _check_positive_int
 
 __all__ = [
     "CHECKPOINT_VERSION",
