@@ -359,6 +359,7 @@ def latent_state_model(
     check_positive_definite(
         "observation_cov", ssm.observation_cov, "in latent_state_model"
     )
+    y_checked = None if y is None else check_observations(y, d)
     with numpyro.plate("time", T):
         innovations = numpyro.sample(
             "innovations", dist.Normal(0.0, 1.0).expand([T, m]).to_event(1)
@@ -370,7 +371,7 @@ def latent_state_model(
         univariate = d == 1
     else:
         univariate = np.ndim(y) == 1
-        H, cov, y_clean = _mask(ssm, check_observations(y, d))
+        H, cov, y_clean = _mask(ssm, y_checked)
         loc = (H @ states[:, :, None])[..., 0]
     with numpyro.plate("time", T):
         if univariate:
