@@ -311,6 +311,9 @@ def _laplace_mean_shift(fit, X, y):
     leading term is O(1/N) (posterior sd O(N^{-1/2})); the neglected remainder is
     O(N^{-1/2}) relative to it.
     """
+    # Copies: reusing the same numpy arrays in float64 and then float32 programs
+    # trips a JAX cache (RuntimeProgramInputMismatch).
+    X, y = np.array(X, copy=True), np.array(y, dtype=np.float64)
     with jax.enable_x64(True):
         X, y = jnp.asarray(X, jnp.float64), jnp.asarray(y, jnp.float64)
 
