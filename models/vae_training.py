@@ -333,6 +333,9 @@ def train(
         Where to save a checkpoint after every epoch and resume from.
     resume : bool, default True
         Resume from ``checkpoint_path`` when it exists (else it is overwritten).
+        The key, data, batch size, loss, beta and network sizes must match the
+        checkpoint's; a new ``learning_rate`` is allowed and applies from the
+        resumed epoch on (the result then differs from an uninterrupted run).
     callback : callable, optional
         Called after every epoch (after its checkpoint) with a dict holding
         ``epoch`` (epochs done), ``train_elbo``, ``test_elbo`` and ``params``.
