@@ -9,10 +9,13 @@ from ._devices import configure_host_devices
 
 configure_host_devices()
 
+from . import plots as plots  # noqa: E402
 from ._validation import allow_missing as allow_missing  # noqa: E402
 from ._validation import missing_ok_arguments as missing_ok_arguments  # noqa: E402
 from .calibration import SBCResult as SBCResult  # noqa: E402
 from .calibration import sbc as sbc  # noqa: E402
+from .compare import Comparison as Comparison  # noqa: E402
+from .compare import compare as compare  # noqa: E402
 from .diagnostics import CheckReport as CheckReport  # noqa: E402
 from .diagnostics import ConvergenceWarning as ConvergenceWarning  # noqa: E402
 from .diagnostics import check as check  # noqa: E402
@@ -22,11 +25,13 @@ from .inference import LaplaceError as LaplaceError  # noqa: E402
 from .inference import SVIError as SVIError  # noqa: E402
 from .inference import fit as fit  # noqa: E402
 from .inference._inspect import ModelError as ModelError  # noqa: E402
+from .report import report as report  # noqa: E402
 from .results import InferenceResult as InferenceResult  # noqa: E402
 from .results import load as load  # noqa: E402
 
 __all__ = [
     "CheckReport",
+    "Comparison",
     "ConvergenceWarning",
     "GUIDES",
     "InferenceResult",
@@ -37,9 +42,12 @@ __all__ = [
     "SVIError",
     "allow_missing",
     "check",
+    "compare",
     "fit",
     "load",
     "missing_ok_arguments",
+    "plots",
+    "report",
     "sbc",
 ]
 

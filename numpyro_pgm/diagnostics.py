@@ -31,6 +31,7 @@ THRESHOLDS = {
     "pareto_khat": 0.7,
 }
 _MCMC = ("nuts", "hmc", "gibbs")
+_MIN_KHAT_DRAWS = 100
 
 
 class ConvergenceWarning(UserWarning):
@@ -190,14 +191,28 @@ def _mcmc_findings(result: InferenceResult) -> list[Finding]:
     return findings
 
 
+def _pareto_khat(log_weight: np.ndarray) -> float:
+    """Pareto k-hat of the importance ratios ``exp(log_weight)`` (PSIS).
+
+    arviz-stats' ``psislw`` takes *negated* log ratios (its LOO convention: the
+    ratios are ``1 / p(y_i | theta) = exp(-log_lik)``), hence the sign. Ratios that
+    are all equal (the approximation is exact) have no tail: k-hat is ``-inf``.
+    """
+    if np.ptp(log_weight) <= 1e-12 * max(1.0, float(np.max(np.abs(log_weight)))):
+        return float("-inf")
+    try:
+        return float(array_stats.psislw(-log_weight, r_eff=1.0)[1])
+    except ValueError:  # a tail of identical values: bounded ratios
+        return float("-inf")
+
+
 def _khat_finding(result: InferenceResult) -> Finding | None:
     log_weight = result.sample_stats.get("log_weight")
     if log_weight is None or not np.all(np.isfinite(log_weight)):
         return None
-    khats = [
-        float(array_stats.pareto_khat(chain[None, :], log_weights=True, r_eff=1.0))
-        for chain in np.asarray(log_weight, dtype=np.float64)
-    ]
+    if np.shape(log_weight)[-1] < _MIN_KHAT_DRAWS:
+        return None  # too few draws for a Pareto fit of the tail
+    khats = [_pareto_khat(chain) for chain in np.asarray(log_weight, np.float64)]
     khat = max(khats)
     return Finding(
         "pareto_khat",

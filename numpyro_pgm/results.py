@@ -186,10 +186,10 @@ class InferenceResult:
             }
             used = {d for dims in self.dims[group].values() for d in dims}
             coords = {d: np.asarray(v) for d, v in self.coords.items() if d in used}
-            for dim in ("chain", "draw"):
-                if dim in used and dim not in coords:
-                    size = _dim_size(dim, self.dims[group], variables)
-                    coords[dim] = np.arange(size)
+            for dim in sorted(used - set(coords)):
+                # Every dimension gets coordinates (integers by default), which
+                # arviz-plots needs to select and facet.
+                coords[dim] = np.arange(_dim_size(dim, self.dims[group], variables))
             children[group] = xr.Dataset(data_vars, coords=coords)
         tree = xr.DataTree.from_dict(children)
         tree.attrs.update(
@@ -219,7 +219,7 @@ class InferenceResult:
             groups[name] = {v: dataset[v].values for v in dataset.data_vars}
             dims[name] = {v: tuple(dataset[v].dims) for v in dataset.data_vars}
             for dim, coord in dataset.coords.items():
-                if dim not in ("chain", "draw") or not _is_default_range(coord):
+                if not _is_default_range(coord):
                     coords[dim] = coord.values
         return cls(
             method=str(tree.attrs["method"]),

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from .._typing import Data, Model
@@ -142,6 +143,11 @@ def fit(
             f"method={method!r}. Drop guide or use method='svi'."
         )
     data = check_data(model, data)
+    # Device arrays made now follow the current precision (float32, or float64
+    # under jax_enable_x64), so compiled programs never see a stale conversion.
+    data = {
+        k: jnp.asarray(v) if isinstance(v, np.ndarray) else v for k, v in data.items()
+    }
     # The method gets the caller's key itself, so NUTS draws equal those of
     # NumPyro's MCMC run with the same key; the other steps use keys folded from it.
     run_key = rng_key

@@ -90,21 +90,31 @@ def _minimise_lbfgs(potential, init, max_iterations, tolerance):
         return (iteration < max_iterations) & (grad_norm > tolerance)
 
     carry = (init, solver.init(init), jnp.asarray(jnp.inf, init.dtype), 0)
-    params, _, _, iterations = jax.lax.while_loop(keep_going, step, carry)
-    return params, iterations
+    params, _, grad_norm, iterations = jax.lax.while_loop(keep_going, step, carry)
+    return params, iterations, grad_norm <= tolerance
 
 
 def _minimise_newton(potential, init, max_iterations, tolerance):
+    r"""Damped Newton; stops when the gradient is small or the rounding floor is hit.
+
+    With :math:`\lambda^2 = g^\top H^{-1} g` the Newton decrement, no step can
+    lower the potential by more than about :math:`\\lambda^2 / 2`; once that is
+    below the rounding error of the potential itself (which happens first in
+    float32 on large data sets), the mode is as good as the arithmetic allows.
+    """
     grad_fn, hess_fn = jax.grad(potential), jax.hessian(potential)
+    eps = jnp.finfo(init.dtype).eps
 
     def step(carry):
-        params, _, iteration = carry
+        params, _, iteration, _ = carry
         grad, hess = grad_fn(params), hess_fn(params)
         eigenvalues, vectors = jnp.linalg.eigh(hess)
         # Damped Newton: a positive-definite model of the curvature, then halving.
         damping = jnp.maximum(jnp.abs(eigenvalues), 1e-8)
         direction = -vectors @ ((vectors.T @ grad) / damping)
         value = potential(params)
+        rounding = 64 * eps * jnp.maximum(1.0, jnp.abs(value))
+        floor_reached = -(grad @ direction) / 2 <= rounding
 
         def shrink(state):
             scale, _ = state
@@ -112,7 +122,7 @@ def _minimise_newton(potential, init, max_iterations, tolerance):
 
         def too_high(state):
             scale, new_value = state
-            return (scale > 1e-10) & ~(new_value <= value)
+            return (scale > 1e-10) & ~(new_value <= value + rounding)
 
         scale, _ = jax.lax.while_loop(
             too_high,
@@ -120,20 +130,23 @@ def _minimise_newton(potential, init, max_iterations, tolerance):
             (jnp.asarray(1.0, init.dtype), potential(params + direction)),
         )
         params = params + scale * direction
-        return params, jnp.max(jnp.abs(grad_fn(params))), iteration + 1
+        grad_norm = jnp.max(jnp.abs(grad_fn(params)))
+        return params, grad_norm, iteration + 1, floor_reached
 
     def keep_going(carry):
-        _, grad_norm, iteration = carry
-        return (iteration < max_iterations) & (grad_norm > tolerance)
+        _, grad_norm, iteration, floor_reached = carry
+        return (iteration < max_iterations) & (grad_norm > tolerance) & ~floor_reached
 
-    carry = (init, jnp.max(jnp.abs(grad_fn(init))), 0)
-    params, _, iterations = jax.lax.while_loop(keep_going, step, carry)
-    return params, iterations
+    carry = (init, jnp.max(jnp.abs(grad_fn(init))), 0, jnp.asarray(False))
+    params, grad_norm, iterations, floor_reached = jax.lax.while_loop(
+        keep_going, step, carry
+    )
+    return params, iterations, (grad_norm <= tolerance) | floor_reached
 
 
 def _find_mode(potential, init, *, optimizer, max_iterations, tolerance):
     minimise = _minimise_lbfgs if optimizer == "lbfgs" else _minimise_newton
-    mode, iterations = jax.jit(minimise, static_argnums=(0, 2))(
+    mode, iterations, converged = jax.jit(minimise, static_argnums=(0, 2))(
         potential, init, max_iterations, tolerance
     )
     grad_norm = float(jnp.max(jnp.abs(jax.grad(potential)(mode))))
@@ -143,7 +156,7 @@ def _find_mode(potential, init, *, optimizer, max_iterations, tolerance):
             "the optimiser reached a non-finite log density; check the model's "
             "priors and supports, or try optimizer='newton' or method='nuts'."
         )
-    return mode, value, grad_norm, int(iterations)
+    return mode, value, grad_norm, int(iterations), bool(converged)
 
 
 def _site_names(unravel, size: int) -> list[str]:
@@ -161,14 +174,14 @@ def _common(rng_key, model, data, info, optimizer, max_iterations, tolerance):
     potential, init, unravel, postprocess = _potential(init_key, model, data, info)
     if optimizer == "auto":
         optimizer = "newton" if init.size <= NEWTON_MAX_DIMENSION else "lbfgs"
-    mode, value, grad_norm, iterations = _find_mode(
+    mode, value, grad_norm, iterations, converged = _find_mode(
         potential,
         init,
         optimizer=optimizer,
         max_iterations=max_iterations,
         tolerance=tolerance,
     )
-    found = (mode, value, grad_norm, iterations, optimizer)
+    found = (mode, value, grad_norm, iterations, optimizer, converged)
     return draw_key, potential, found, unravel, postprocess
 
 
@@ -199,7 +212,7 @@ def run_laplace(
     draw_key, potential, found, unravel, postprocess = _common(
         rng_key, model, data, info, optimizer, max_iterations, tolerance
     )
-    mode, value, grad_norm, iterations, optimizer = found
+    mode, value, grad_norm, iterations, optimizer, converged = found
     hessian = jax.jit(jax.hessian(potential))(mode)
     eigenvalues, vectors = np.linalg.eigh(np.asarray(hessian, dtype=np.float64))
     # Numerically singular counts as not positive definite: the smallest eigenvalue
@@ -256,7 +269,7 @@ def run_laplace(
         "hessian_repair": hessian_repair,
         "eigenvalue_floor": eigenvalue_floor,
         "enumerated_sites": list(info.enumerable_sites),
-        "converged": grad_norm <= tolerance,
+        "converged": converged,
     }
     return (
         samples,
@@ -280,7 +293,7 @@ def run_map(
     _, _, found, unravel, postprocess = _common(
         rng_key, model, data, info, optimizer, max_iterations, tolerance
     )
-    mode, value, grad_norm, iterations, optimizer = found
+    mode, value, grad_norm, iterations, optimizer, converged = found
     samples = _constrained(postprocess, unravel, mode[None])
     stats = {
         "lp": np.array([[-value]]),
@@ -292,7 +305,7 @@ def run_map(
         "max_iterations": max_iterations,
         "tolerance": tolerance,
         "enumerated_sites": list(info.enumerable_sites),
-        "converged": grad_norm <= tolerance,
+        "converged": converged,
     }
     return (
         samples,
