@@ -4,6 +4,9 @@ import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# One BLAS/OpenMP thread: on 2 cores, numpy/scikit-learn threads otherwise fight
+# JAX's own thread pool (a scikit-learn fit measured 60x slower oversubscribed).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
