@@ -117,7 +117,9 @@ def test_pareto_khat_separates_an_exact_from_a_poor_approximation():
 
 def test_an_unsettled_elbo_is_reported():
     y = np.random.default_rng(3).normal(40.0, 1.0, 20)
-    with pytest.warns(pgm.ConvergenceWarning, match="ELBO was still improving"):
+    # Far from converged, the guide is also far from the posterior: k-hat fails
+    # too, so both warnings are expected.
+    with pytest.warns(pgm.ConvergenceWarning) as caught:
         result = pgm.fit(
             jax.random.key(2),
             gaussian_mean,
@@ -128,6 +130,7 @@ def test_an_unsettled_elbo_is_reported():
             chunk_size=100,
             progress_bar=False,
         )
+    assert any("ELBO was still improving" in str(w.message) for w in caught)
     assert {f.name for f in pgm.check(result).failures} >= {"elbo_settled"}
 
 
