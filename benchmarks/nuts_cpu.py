@@ -18,7 +18,9 @@ virtual host devices set by hand), ``pgm`` (``numpyro_pgm.fit(method="nuts")``
 with its defaults), and, when a peer environment is given with ``--peer-python``
 (a Python with ``pymc`` and ``nutpie``), ``pymc`` (``pm.sample()`` defaults) and
 ``nutpie`` (``nutpie.sample(nutpie.compile_pymc_model(model))``). On ``logreg``,
-``pgm-laplace`` times ``fit(method="laplace")`` against ``fit(method="nuts")``.
+``pgm-laplace`` and ``pgm-svi`` time ``fit(method="laplace")`` and
+``fit(method="svi")`` (AutoNormal, up to 10,000 steps with the plateau rule)
+against ``fit(method="nuts")``.
 
 Metrics: total seconds, compile seconds (JAX: the XLA backend-compile time reported
 by ``jax.monitoring``; nutpie: ``compile_pymc_model``; PyMC: not separated), the
@@ -172,10 +174,12 @@ def run_jax(workload: str, variant: str) -> dict:
     data = workload_data(workload)
     model = numpyro_model(workload)
     key = jax.random.key(0)
-    if variant == "pgm-laplace":
+    if variant in ("pgm-laplace", "pgm-svi"):
         import numpyro_pgm as pgm
 
-        pgm.fit(key, model, data=data, method="laplace", checks=False)
+        method = variant.removeprefix("pgm-")
+        options = {"progress_bar": False} if method == "svi" else {}
+        pgm.fit(key, model, data=data, method=method, checks=False, **options)
         total = time.perf_counter() - start
         return {"seconds": total, "compile_seconds": sum(compile_seconds)}
     if variant.startswith("numpyro"):
@@ -273,13 +277,17 @@ def _table(workload: str, rows: dict) -> str:
             f"{row['ess_per_second_no_compile'] / baseline['ess_per_second_no_compile']:.2f} |"  # noqa: E501
         )
     text = f"### {workload}\n\n" + "\n".join(lines)
-    if "pgm-laplace" in rows:
-        laplace = rows["pgm-laplace"]["seconds"]
-        text += (
-            f'\n\n`fit(method="laplace")` (1000 draws): {laplace:.1f} s, '
-            f"{laplace / rows['pgm']['seconds']:.2f} x the time of "
-            '`fit(method="nuts")`.'
-        )
+    for variant, label in (
+        ("pgm-laplace", 'fit(method="laplace")'),
+        ("pgm-svi", 'fit(method="svi", guide="normal")'),
+    ):
+        if variant in rows:
+            seconds = rows[variant]["seconds"]
+            text += (
+                f"\n\n`{label}` (1000 draws): {seconds:.1f} s, "
+                f"{seconds / rows['pgm']['seconds']:.2f} x the time of "
+                '`fit(method="nuts")`.'
+            )
     return text
 
 
@@ -307,7 +315,8 @@ def main() -> None:
     variants = JAX_VARIANTS + (PEER_VARIANTS if args.peer_python else ())
 
     def variants_of(workload: str) -> tuple[str, ...]:
-        return variants + (("pgm-laplace",) if workload == "logreg" else ())
+        extra = ("pgm-laplace", "pgm-svi") if workload == "logreg" else ()
+        return variants + extra
 
     runs = {(w, v): [] for w in args.workloads for v in variants_of(w)}
     for repeat in range(args.repeats):
