@@ -381,7 +381,21 @@ def report(results: Mapping[str, Any], out_dir: str | Path) -> dict[str, dict]:
     for name, figure in figures.items():
         figure.savefig(out_dir / name, dpi=120)
         plt.close(figure)
-    (out_dir / "summary.md").write_text(_summary(results, metrics, figures))
+    # The project's standard report: trace/rank/ESS/ELBO figures per method, the
+    # check tables, summary statistics and the method comparison against NUTS.
+    diagnostics = pgm.report(
+        fits,
+        out_dir / "diagnostics",
+        title="Logistic regression on breast cancer: diagnostics",
+        var_names=["b", "w"],
+    )
+    summary = _summary(results, metrics, figures)
+    summary += (
+        "\n\n## Diagnostics\n\nPer-method figures, summary statistics and the "
+        f"comparison with NUTS: [{diagnostics.relative_to(out_dir)}]"
+        f"({diagnostics.relative_to(out_dir)}).\n"
+    )
+    (out_dir / "summary.md").write_text(summary)
     return metrics
 
 
