@@ -30,7 +30,8 @@ marginalise it (the marginal is eq. (2.10)); :func:`responsibilities` (eq. (2.12
 recovers it afterwards. With ``ordered=True`` the components are ordered by the
 first coordinate of their means and ``mu`` has the order-statistics prior
 :math:`K! \prod_k \mathcal{N}(\mu_k; m_0, \Sigma_0)` on that cone, which removes
-label switching without changing the model.
+label switching without changing the model. With one component, ``z`` is the
+deterministic site :math:`z_n = 0`.
 
 Companion modules: :mod:`numpyro_pgm.models.gmm_gibbs` (conjugate full conditionals
 and a standalone Gibbs sampler), :mod:`numpyro_pgm.models.gmm_em` (EM),
@@ -207,10 +208,15 @@ def model(
             jnp.linalg.cholesky(known_cov), (num_components, dim, dim)
         )
     with numpyro.plate("point", num_points):
-        point_pi = jnp.broadcast_to(pi, (num_points, num_components))
-        z = numpyro.sample(
-            "z", dist.Categorical(point_pi), infer={"enumerate": "parallel"}
-        )
+        if num_components == 1:
+            # One component: z = 0 surely. A deterministic site, because NumPyro's
+            # discrete redraw (infer_discrete) fails on a one-category enumeration.
+            z = numpyro.deterministic("z", jnp.zeros(num_points, dtype=jnp.int32))
+        else:
+            point_pi = jnp.broadcast_to(pi, (num_points, num_components))
+            z = numpyro.sample(
+                "z", dist.Categorical(point_pi), infer={"enumerate": "parallel"}
+            )
         loc = Vindex(mu)[..., z, :]
         numpyro.sample(
             "x",
@@ -502,5 +508,7 @@ def simulate(
         num_components=num_components, num_points=num_points, dim=dim, **model_kwargs
     )
     return {
-        name: site["value"] for name, site in trace.items() if site["type"] == "sample"
+        name: site["value"]
+        for name, site in trace.items()
+        if site["type"] in ("sample", "deterministic")
     }

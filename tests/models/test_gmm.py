@@ -602,6 +602,66 @@ def test_cavi_elbo_is_non_decreasing_and_matches_a_monte_carlo_elbo():
     assert abs(ratios.mean() - fit.elbo[-1]) < Z * standard_error
 
 
+def test_cavi_with_wishart_precisions_matches_a_monte_carlo_elbo():
+    """The Wishart factor's updates and its closed-form KL (mean-field ELBO)."""
+    options = {
+        "learn_covariance": True,
+        "covariance_prior": "wishart",
+        "obs_scale_prior": 0.8,
+        "prior_scale": 2.0,
+    }
+    with jax.enable_x64(True):
+        x = np.asarray(_overlapping_data(20, num_points=80))
+        fit = gmm_cavi.cavi(
+            jax.random.key(21), x, num_components=3, num_iterations=40, tol=0.0,
+            **options,
+        )  # fmt: skip
+        fit = fit._replace(**{k: np.asarray(v) for k, v in fit._asdict().items()})
+    _assert_non_decreasing(fit.elbo, x.shape[0])
+    rng = np.random.default_rng(22)
+    num_draws, num_points = 4000, x.shape[0]
+    df0 = 4.0  # dim + 2; prior Wishart(df0, rate df0 * 0.8^2 I)
+    prior_precision = stats.wishart(df0, np.eye(2) / (df0 * 0.8**2))
+    q_mu = [stats.multivariate_normal(m, c) for m, c in zip(*fit[1:3], strict=True)]
+    q_precision = [
+        stats.wishart(df, scale)
+        for df, scale in zip(fit.precision_df, fit.precision_scale, strict=True)
+    ]
+    pi = rng.dirichlet(fit.pi_concentration, size=num_draws)
+    mu = np.stack([q.rvs(num_draws, random_state=rng) for q in q_mu], axis=1)
+    precision = np.stack(
+        [q.rvs(num_draws, random_state=rng) for q in q_precision], axis=1
+    )
+    uniform = rng.random((num_draws, num_points, 1))
+    z = (uniform > fit.z_probs.cumsum(-1)[None]).sum(-1)
+    diff = x[None] - np.take_along_axis(mu, z[..., None], axis=1)
+    precision_z = precision[np.arange(num_draws)[:, None], z]
+    quadratic = np.einsum("sni,snij,snj->sn", diff, precision_z, diff)
+    log_lik = 0.5 * np.linalg.slogdet(precision_z)[1] - np.log(2 * np.pi)
+    log_joint = (
+        stats.dirichlet.logpdf(pi.T, np.ones(3))
+        + stats.norm.logpdf(mu, 0.0, 2.0).sum((1, 2))
+        + sum(
+            prior_precision.logpdf(np.moveaxis(precision[:, k], 0, -1))
+            for k in range(3)
+        )
+        + np.log(np.take_along_axis(pi, z, axis=-1)).sum(-1)
+        + (log_lik - 0.5 * quadratic).sum(-1)
+    )
+    log_q = (
+        stats.dirichlet.logpdf(pi.T, fit.pi_concentration)
+        + sum(q.logpdf(mu[:, k]) for k, q in enumerate(q_mu))
+        + sum(
+            q.logpdf(np.moveaxis(precision[:, k], 0, -1))
+            for k, q in enumerate(q_precision)
+        )
+        + np.log(fit.z_probs[np.arange(num_points), z]).sum(-1)
+    )
+    ratios = log_joint - log_q
+    standard_error = ratios.std(ddof=1) / np.sqrt(num_draws)
+    assert abs(ratios.mean() - fit.elbo[-1]) < Z * standard_error
+
+
 def test_cavi_means_are_near_the_truth():
     data = _separated_data(23, num_points=300)
     fit = gmm_cavi.cavi(jax.random.key(24), data["x"], num_components=3)
