@@ -106,7 +106,7 @@ QUICK = {
     "subsample_size": 512,
 }
 FULL = {
-    "num_warmup": 200,
+    "num_warmup": 500,
     "num_iterations": 300,
     "factor_grid": (1, 2, 5, 10, 20),
     "subsample_size": 1000,

@@ -45,9 +45,11 @@ plate ``rating`` (a site may not share its plate's name).
 
 Companion modules: :mod:`numpyro_pgm.models.matrix_factorization_cavi` (the seed's
 CAVI), :mod:`numpyro_pgm.models.matrix_factorization_gibbs` (conjugate block Gibbs
-updates for ``fit(method="gibbs")``) and
-:mod:`numpyro_pgm.models.matrix_factorization_predict` (held-out predictions with
-intervals from any method's result).
+updates for ``fit(method="gibbs")``),
+:mod:`numpyro_pgm.models.matrix_factorization_init` (the spectral start that avoids
+local optima), :mod:`numpyro_pgm.models.matrix_factorization_predict` (draws of the
+CAVI posterior, and held-out predictions with intervals from any method's result)
+and :mod:`numpyro_pgm.models.matrix_factorization_checks` (input validation).
 
 References
 ----------
@@ -65,126 +67,22 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from jax.typing import ArrayLike
+from numpyro import handlers
 from numpyro.distributions import constraints
+
+from .matrix_factorization_checks import (
+    _check_scale,
+    _check_size,
+    _is_concrete,
+    check_ratings,
+)
 
 __all__ = ["mean_field_guide", "model", "model_settings", "simulate"]
 
 Array = jax.Array
-
-MSG_INDEX = (
-    "{name} must hold integer codes in [0, {size_name}={size}); found values from "
-    "{low} to {high} (first bad entry at position {position}). Recode the ids to "
-    "0..{size_name}-1 (e.g. `np.unique(ids, return_inverse=True)`) or pass a "
-    "larger {size_name}."
-)
-MSG_LENGTHS = (
-    "user, item and rating must be 1-D arrays of the same length, one entry per "
-    "observed rating; got shapes user {user}, item {item}, rating {rating}. Pass "
-    "the observed entries in coordinate form: rating[n] is the rating of user[n] "
-    "for item[n]."
-)
-MSG_RATING_FINITE = (
-    "rating must be finite; got {count} NaN or inf value(s) (first at position "
-    "{position}). The model uses the observed entries only, so drop missing "
-    "ratings from user, item and rating instead of marking them NaN."
-)
-MSG_SIZE = (
-    "{name} must be an integer >= 1{what}; got {value!r}. Pass e.g. {name}={example}."
-)
-MSG_SCALE = "{name} must be a finite positive number; got {value!r}. Pass e.g. 1.0."
-
-
-def _is_concrete(value: Any) -> bool:
-    return not isinstance(value, jax.core.Tracer)
-
-
-def _check_size(name: str, value: Any, what: str, example: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(
-            MSG_SIZE.format(name=name, what=what, value=value, example=example)
-        )
-
-
-def _check_scale(name: str, value: Any) -> None:
-    if not _is_concrete(value):
-        return
-    array = np.asarray(value)
-    if array.shape != () or not np.isfinite(array) or not array > 0:
-        raise ValueError(MSG_SCALE.format(name=name, value=value))
-
-
-def _check_index(name: str, value: Any, size_name: str, size: int) -> Array:
-    if _is_concrete(value):
-        array = np.asarray(value)
-        if array.dtype.kind not in "iu":
-            raise TypeError(
-                f"{name} must be an integer array of codes; got dtype {array.dtype}. "
-                f"Convert it, e.g. `{name}.astype(int)` (or recode with "
-                "`np.unique(ids, return_inverse=True)`)."
-            )
-        bad = (array < 0) | (array >= size)
-        if bad.any():
-            raise ValueError(
-                MSG_INDEX.format(
-                    name=name,
-                    size_name=size_name,
-                    size=size,
-                    low=int(array.min()),
-                    high=int(array.max()),
-                    position=int(np.argmax(bad)),
-                )
-            )
-    return jnp.asarray(value)
-
-
-def check_ratings(
-    user: Any,
-    item: Any,
-    rating: Any,
-    *,
-    num_users: Any,
-    num_items: Any,
-    num_factors: Any,
-) -> tuple[Array, Array, Array | None]:
-    """Validate the coordinate-form ratings and sizes; return them as JAX arrays.
-
-    Value checks (ranges, NaN) run only on concrete arrays, so the function is
-    safe inside ``jit``; shape checks always run.
-    """
-    _check_size("num_users", num_users, " (the number of users)", 100)
-    _check_size("num_items", num_items, " (the number of items)", 100)
-    _check_size("num_factors", num_factors, " (the rank K of U V^T)", 5)
-    shapes = [np.shape(user), np.shape(item)]
-    shapes.append(None if rating is None else np.shape(rating))
-    lengths = {s[0] for s in shapes if s is not None and len(s) == 1}
-    if any(s is not None and len(s) != 1 for s in shapes) or len(lengths) != 1:
-        raise ValueError(
-            MSG_LENGTHS.format(user=shapes[0], item=shapes[1], rating=shapes[2])
-        )
-    if next(iter(lengths)) == 0:
-        raise ValueError(
-            "user, item and rating are empty; the model needs at least one observed "
-            "rating (or, to simulate, at least one (user, item) pair)."
-        )
-    user = _check_index("user", user, "num_users", num_users)
-    item = _check_index("item", item, "num_items", num_items)
-    if rating is not None:
-        if _is_concrete(rating):
-            array = np.asarray(rating, dtype=float)
-            bad = ~np.isfinite(array)
-            if bad.any():
-                raise ValueError(
-                    MSG_RATING_FINITE.format(
-                        count=int(bad.sum()), position=int(np.argmax(bad))
-                    )
-                )
-        rating = jnp.asarray(rating, dtype=jnp.result_type(float))
-    return user, item, rating
-
 
 # ---------------------------------------------------------------------------- model
 
@@ -247,8 +145,10 @@ def model(
     precision_shape, precision_rate : float
         :math:`a_0` and :math:`b_0`.
     subsample_size : int, optional
-        Minibatch size of the ``rating`` plate for SVI; the likelihood is scaled
-        by ``num_ratings / subsample_size``. Not for MCMC.
+        Minibatch size of the ``rating`` plate for SVI: each evaluation uses
+        ``subsample_size`` ratings drawn uniformly with replacement (O(B), where
+        NumPyro's default shuffle is O(num_ratings)), the likelihood scaled by
+        ``num_ratings / subsample_size``. Not for MCMC.
 
     Examples
     --------
@@ -309,13 +209,32 @@ def model(
             user_bias = numpyro.sample("user_bias", dist.Normal(0.0, bias_scale))
         with item_plate:
             item_bias = numpyro.sample("item_bias", dist.Normal(0.0, bias_scale))
-    with numpyro.plate("rating", num_ratings, subsample_size=subsample_size) as index:
+    with _rating_plate(num_ratings, subsample_size) as index:
         i, j = user[index], item[index]
         loc = offset + jnp.sum(user_factors[..., i] * item_factors[..., j], axis=-2)
         if biases:
             loc = loc + user_bias[..., i] + item_bias[..., j]
         observed = None if rating is None else rating[index]
         numpyro.sample("obs", dist.Normal(loc, obs_scale), obs=observed)
+
+
+def _rating_plate(num_ratings: int, subsample_size: int | None) -> numpyro.plate:
+    """Return the ``rating`` plate; minibatches are drawn *with* replacement.
+
+    NumPyro's own subsampling draws without replacement by a shuffle of all
+    ``num_ratings`` indices (on CPU), which makes every SVI step O(num_ratings).
+    Indices drawn with replacement cost O(B) and keep the scaled likelihood
+    unbiased; they are substituted as the plate's value, which NumPyro then scales
+    by ``num_ratings / subsample_size`` as usual.
+    """
+    if subsample_size is None or subsample_size >= num_ratings:
+        return numpyro.plate("rating", num_ratings)
+    rng_key = numpyro.prng_key()
+    if rng_key is None:  # no seed handler: NumPyro's plate raises its own error
+        return numpyro.plate("rating", num_ratings, subsample_size=subsample_size)
+    index = jax.random.randint(rng_key, (subsample_size,), 0, num_ratings)
+    with handlers.substitute(data={"rating": index}):
+        return numpyro.plate("rating", num_ratings, subsample_size=subsample_size)
 
 
 _MODEL_DEFAULTS = {

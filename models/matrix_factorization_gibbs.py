@@ -44,7 +44,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import cho_solve, solve_triangular
 
-from .matrix_factorization import _MODEL_DEFAULTS, check_ratings, model_settings
+from .matrix_factorization import _MODEL_DEFAULTS, model_settings
+from .matrix_factorization_checks import check_ratings
 
 __all__ = [
     "gibbs_conditionals",

@@ -14,7 +14,14 @@ problems. The spectral start of matrix completion avoids this: with
     U_0 = A_K S_K^{1/2},\ V_0 = B_K S_K^{1/2},
 
 is an unbiased estimate of the full matrix whose top singular subspaces fall in
-the basin of the global optimum when enough cells are observed [1]_ [2]_.
+the basin of the global optimum when enough cells are observed [1]_ [2]_. Its
+zero-filled entries add noise of spectral norm about
+:math:`\tau = s(\sqrt N + \sqrt M)`, :math:`s^2 = \overline{r^2} NM /
+|\mathcal O|`, so the singular values are soft-thresholded at :math:`\tau`
+(universal singular value thresholding [3]_): on very sparse data a component
+that is noise starts near zero instead of at a large random value. A floor of
+:math:`0.01\, \mathrm{sd}(r) \sqrt{NM}` (entries of about 1% of the rating sd)
+keeps every component away from the saddle point at zero.
 
 References
 ----------
@@ -22,8 +29,11 @@ References
    entries", IEEE Trans. Inf. Theory 56 (2010).
 .. [2] P. Jain, P. Netrapalli and S. Sanghavi, "Low-rank matrix completion using
    alternating minimization", STOC (2013).
+.. [3] S. Chatterjee, "Matrix estimation by universal singular value
+   thresholding", Ann. Statist. 43 (2015).
 """
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -31,11 +41,13 @@ from jax.typing import ArrayLike
 from scipy import sparse
 from scipy.sparse.linalg import svds
 
-from .matrix_factorization import check_ratings
+from .matrix_factorization_checks import check_ratings
 
 __all__ = ["spectral_init"]
 
-_DENSE_CELLS = 4_000_000
+_DENSE_CELLS = 250_000
+_CACHE: dict[str, dict[str, np.ndarray]] = {}
+_CACHE_SIZE = 4
 
 
 def spectral_init(
@@ -62,8 +74,10 @@ def spectral_init(
     offset : float
         The model's fixed global mean, removed before the SVD.
     biases, hyperprior : bool
-        Add zero biases, and precisions matched to the initial factors and
-        residuals, so the values cover every latent site of the model.
+        Add zero biases, and precisions (factor precisions
+        :math:`\sqrt{K / \mathrm{var}(r)}`, so that :math:`u^\top v` varies like
+        the ratings; the noise precision from the residuals of the start), so the
+        values cover every latent site of the model.
     **model_kwargs
         Other model arguments, accepted and ignored (so ``spectral_init(**data)``
         works).
@@ -98,6 +112,22 @@ def spectral_init(
     )
     user, item = np.asarray(user), np.asarray(item)
     residual = np.asarray(rating, dtype=np.float64) - offset
+    digest = hashlib.sha1(repr((num_users, num_items, num_factors)).encode())
+    for array in (user, item, residual):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    key = f"{digest.hexdigest()}-{bool(biases)}-{bool(hyperprior)}"
+    if key not in _CACHE:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = _spectral(
+            user, item, residual, num_users, num_items, num_factors, biases, hyperprior
+        )
+    return {name: value.copy() for name, value in _CACHE[key].items()}
+
+
+def _spectral(
+    user, item, residual, num_users, num_items, num_factors, biases, hyperprior
+):
     scale = num_users * num_items / residual.size
     matrix = sparse.coo_matrix(
         (scale * residual, (user, item)), shape=(num_users, num_items)
@@ -108,7 +138,12 @@ def spectral_init(
         left, values, right = left[:, :rank], values[:rank], right[:rank]
     else:
         left, values, right = svds(matrix, k=rank, random_state=0)
-    root = np.sqrt(values)
+    cells = num_users * num_items
+    threshold = np.sqrt(np.mean(residual**2) * scale) * (
+        np.sqrt(num_users) + np.sqrt(num_items)
+    )
+    floor = 0.01 * max(np.std(residual), 1e-3) * np.sqrt(cells)
+    root = np.sqrt(np.maximum(values - threshold, floor))
     user_factors = np.zeros((num_factors, num_users))
     item_factors = np.zeros((num_factors, num_items))
     user_factors[:rank] = (left * root).T
@@ -119,8 +154,11 @@ def spectral_init(
         init["item_bias"] = np.zeros(num_items)
     if hyperprior:
         fitted = np.sum(user_factors[:, user] * item_factors[:, item], axis=0)
-        init["user_precision"] = np.asarray(1.0 / max(np.mean(user_factors**2), 1e-6))
-        init["item_precision"] = np.asarray(1.0 / max(np.mean(item_factors**2), 1e-6))
+        # Factor precisions that make u^T v as variable as the ratings: the
+        # thresholded factors may be near zero and would give huge precisions.
+        balanced = np.sqrt(num_factors / max(np.var(residual), 1e-6))
+        init["user_precision"] = np.asarray(balanced)
+        init["item_precision"] = np.asarray(balanced)
         init["obs_precision"] = np.asarray(
             1.0 / max(np.mean((residual - fitted) ** 2), 1e-6)
         )

@@ -13,7 +13,8 @@ unobserved entry is the mixture
 :func:`predict` returns its mean, standard deviation and a central interval from
 one predictive draw per posterior draw (seed ``004_cd8dd066ec9fb123.txt``,
 "Example: Matrix factorization": "most entries of R are missing and we want to
-predict them").
+predict them"). :func:`sample_posterior` turns a CAVI fit into draws laid out
+like those of ``fit``, and :func:`score` gives the RMSE and interval coverage.
 
 References
 ----------
@@ -35,9 +36,10 @@ from jax.typing import ArrayLike
 from numpyro_pgm.results import InferenceResult
 
 from .matrix_factorization import _MODEL_DEFAULTS
-from .matrix_factorization_cavi import CAVIResult, sample_posterior
+from .matrix_factorization_cavi import CAVIResult
+from .matrix_factorization_gibbs import PRECISION_SITES
 
-__all__ = ["RatingPrediction", "predict", "score"]
+__all__ = ["RatingPrediction", "predict", "sample_posterior", "score"]
 
 Array = jax.Array
 _CHUNK = 2048
@@ -290,3 +292,87 @@ def score(prediction: RatingPrediction, rating: ArrayLike) -> dict[str, float]:
         "coverage": float(np.mean(inside)),
         "width": float(np.mean(prediction.upper - prediction.lower)),
     }
+
+
+def sample_posterior(
+    rng_key: Array, result: CAVIResult, num_samples: int = 1000
+) -> dict[str, np.ndarray]:
+    r"""Draw from the fitted :math:`q`, laid out like ``fit`` draws.
+
+    Parameters
+    ----------
+    rng_key : Array
+        PRNG key.
+    result : CAVIResult
+        Output of :func:`cavi`.
+    num_samples : int
+        Number of draws.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        The model's latent sites shaped ``(1, num_samples, *site)``:
+        ``user_factors`` ``(1, S, num_factors, num_users)`` (factor-major, as in
+        the model), ``item_factors``, and the biases and precisions when the model
+        has them; usable wherever a result's ``samples`` is.
+    """
+    if not isinstance(result, CAVIResult):
+        raise TypeError(f"result must be a CAVIResult; got {type(result).__name__}.")
+    if (
+        isinstance(num_samples, bool)
+        or not isinstance(num_samples, int)
+        or num_samples < 1
+    ):
+        raise ValueError(f"num_samples must be an int >= 1; got {num_samples!r}.")
+    settings = result.settings
+    draws = _sample_q(
+        rng_key,
+        result.user_mean,
+        result.user_cov,
+        result.item_mean,
+        result.item_cov,
+        result.precision_shape,
+        result.precision_rate,
+        num_samples=num_samples,
+        num_factors=settings["num_factors"],
+        biases=settings["biases"],
+        hyperprior=settings["hyperprior"],
+    )
+    return {name: np.asarray(value)[None] for name, value in draws.items()}
+
+
+@partial(
+    jax.jit, static_argnames=("num_samples", "num_factors", "biases", "hyperprior")
+)
+def _sample_q(
+    rng_key,
+    user_mean,
+    user_cov,
+    item_mean,
+    item_cov,
+    precision_shape,
+    precision_rate,
+    *,
+    num_samples,
+    num_factors,
+    biases,
+    hyperprior,
+):
+    keys = jax.random.split(rng_key, 3)
+    draws = {}
+    for key, side, mean, cov in (
+        (keys[0], "user", user_mean, user_cov),
+        (keys[1], "item", item_mean, item_cov),
+    ):
+        cholesky = jnp.linalg.cholesky(cov)
+        noise = jax.random.normal(key, (num_samples, *mean.shape), mean.dtype)
+        free = mean + jnp.einsum("nab,snb->sna", cholesky, noise)
+        draws[f"{side}_factors"] = jnp.swapaxes(free[..., :num_factors], -1, -2)
+        if biases:
+            draws[f"{side}_bias"] = free[..., num_factors]
+    if hyperprior:
+        gamma = jax.random.gamma(keys[2], precision_shape, (num_samples, 3))
+        values = gamma / precision_rate
+        for index, name in enumerate(PRECISION_SITES):
+            draws[name] = values[:, index]
+    return draws

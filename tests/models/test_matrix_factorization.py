@@ -26,6 +26,7 @@ from numpyro.diagnostics import effective_sample_size
 from numpyro.infer.util import log_density
 from numpyro_pgm.models import matrix_factorization as mf
 from numpyro_pgm.models import matrix_factorization_cavi as mfc
+from numpyro_pgm.models import matrix_factorization_checks as mfk
 from numpyro_pgm.models import matrix_factorization_gibbs as mfg
 from numpyro_pgm.models import matrix_factorization_init as mfi
 from numpyro_pgm.models import matrix_factorization_predict as mfp
@@ -180,7 +181,7 @@ def test_cavi_elbo_equals_monte_carlo_elbo(variant):
     sim, fit, kwargs = _tiny(variant)
     num_draws = 4000
     with jax.enable_x64(True):
-        draws = mfc.sample_posterior(jax.random.key(4), fit, num_draws)
+        draws = mfp.sample_posterior(jax.random.key(4), fit, num_draws)
         draws = {k: v[0] for k, v in draws.items()}
         data = _data(sim, **TINY, **kwargs)
         log_p = jax.jit(jax.vmap(lambda z: log_density(mf.model, (), data, z)[0]))(
@@ -512,7 +513,7 @@ def test_bad_input_is_named(change, error, match):
     with pytest.raises(error, match=match):
         mfc.cavi(jax.random.key(0), **data)
     with pytest.raises(error, match=match):
-        mf.check_ratings(
+        mfk.check_ratings(
             data["user"],
             data["item"],
             data["rating"],
@@ -571,3 +572,14 @@ def test_bad_arguments_of_simulate_predict_and_conditionals():
         mfp.predict(jax.random.key(0), draws, [0], [0], prob=1.5)
     with pytest.raises(TypeError, match="posterior must be"):
         mfp.predict(jax.random.key(0), [1, 2], [0], [0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "module", [mf, mfc, mfg, mfi, mfk, mfp], ids=lambda m: m.__name__.rsplit(".")[-1]
+)
+def test_docstring_examples_run(module):
+    import doctest
+
+    failures, _ = doctest.testmod(module, raise_on_error=False)
+    assert failures == 0
