@@ -27,6 +27,8 @@ import numpy as np
 from jax.experimental import io_callback
 from tqdm.auto import tqdm
 
+from ._inspect import split_data
+
 __all__ = ["ChainProgram", "chain_program", "run_chains"]
 
 _PROGRAMS: dict[Hashable, "ChainProgram"] = {}
@@ -224,8 +226,7 @@ def run_chains(
     **settings: Any,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Split ``data`` into arrays and static values, and run the cached program."""
-    dynamic = {k: v for k, v in data.items() if isinstance(v, np.ndarray | jax.Array)}
-    static = {k: v for k, v in data.items() if k not in dynamic}
+    dynamic, static = split_data(data)
     program = chain_program(
         (key, tuple(sorted(static.items(), key=lambda kv: kv[0]))),
         make_kernel,

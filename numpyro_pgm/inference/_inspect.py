@@ -4,6 +4,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import jax
 import numpy as np
 from numpyro import handlers
 from numpyro.infer.gibbs import prototype_trace
@@ -12,7 +13,14 @@ from numpyro.primitives import Messenger
 
 from .._validation import check_finite_observations, missing_ok_arguments
 
-__all__ = ["ModelError", "ModelInfo", "inspect_model", "uncondition", "enumerated"]
+__all__ = [
+    "ModelError",
+    "ModelInfo",
+    "enumerated",
+    "inspect_model",
+    "split_data",
+    "uncondition",
+]
 
 
 class ModelError(ValueError):
@@ -164,3 +172,15 @@ def enumerated(model: Callable, sites: tuple[str, ...]) -> Callable:
         return {}
 
     return handlers.infer_config(model, config_fn=config)
+
+
+def split_data(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split ``data`` into arrays (traced by JAX) and static configuration.
+
+    NumPy and JAX arrays are data, passed to compiled programs as arguments; every
+    other value (Python numbers used as sizes, strings, functions) is static and
+    becomes part of the program.
+    """
+    dynamic = {k: v for k, v in data.items() if isinstance(v, np.ndarray | jax.Array)}
+    static = {k: v for k, v in data.items() if k not in dynamic}
+    return dynamic, static

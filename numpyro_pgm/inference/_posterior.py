@@ -13,7 +13,7 @@ from jax.scipy.special import logsumexp
 from numpyro import handlers
 from numpyro.infer import Predictive
 
-from ._inspect import ModelInfo, enumerated, uncondition
+from ._inspect import ModelInfo, enumerated, split_data, uncondition
 
 __all__ = [
     "complete_draws",
@@ -111,8 +111,8 @@ def pointwise_log_likelihood(
     if not info.observed_sites:
         return {}
     continuous = {k: v for k, v in draws.items() if k not in info.enumerable_sites}
-    dynamic = {k: v for k, v in data.items() if isinstance(v, np.ndarray | jax.Array)}
-    static = tuple(sorted((k, v) for k, v in data.items() if k not in dynamic))
+    dynamic, static_values = split_data(data)
+    static = tuple(sorted(static_values.items()))
     obs_shapes = tuple((k, np.shape(v)) for k, v in info.observed_values.items())
     settings = (model, info.enumerable_sites, info.max_plate_nesting, obs_shapes)
     try:

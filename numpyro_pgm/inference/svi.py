@@ -29,7 +29,7 @@ from numpyro.optim import optax_to_numpyro
 from tqdm.auto import tqdm
 
 from .._validation import check_guide_signature
-from ._inspect import ModelInfo, enumerated
+from ._inspect import ModelInfo, enumerated, split_data
 from ._posterior import _map_in_chunks
 
 __all__ = ["GUIDES", "LOSSES", "SVIError", "loss_plateau", "run_svi"]
@@ -130,12 +130,6 @@ def _resolve_loss(loss: Any, info: ModelInfo, num_particles: int):
     return loss
 
 
-def _split_data(data: Mapping[str, Any]) -> tuple[dict, dict]:
-    dynamic = {k: v for k, v in data.items() if isinstance(v, np.ndarray | jax.Array)}
-    static = {k: v for k, v in data.items() if k not in dynamic}
-    return dynamic, static
-
-
 def run_svi(
     rng_key: jax.Array,
     model: Callable,
@@ -169,7 +163,7 @@ def run_svi(
         ):
             raise ValueError(f"{name} must be a positive int; got {value!r}.")
     chunk_size = int(chunk_size or min(num_steps, max(100, num_steps // 20)))
-    dynamic, static = _split_data(data)
+    dynamic, static = split_data(data)
     program = _svi_program(
         model,
         info,
