@@ -299,6 +299,21 @@ def _max_length(lengths: Array) -> int | None:
     return int(np.max(np.asarray(lengths))) if _is_concrete(lengths) else None
 
 
+def _word_probabilities(theta: Array, beta: Array) -> Array:
+    r""":math:`p_{dv} = \sum_k \theta_{dk} \beta_{kv}` with entries floored at
+    :math:`\epsilon = \text{tiny}^{3/4}` (about 1e-29 in float32).
+
+    Dirichlet draws are clipped at the smallest normal float (tiny), so
+    :math:`\partial \log p_{dv} / \partial \theta_{dk} \le 1/\theta_{dk}` can
+    reach 1/tiny and overflow once scaled by a count and a minibatch factor. The
+    floor bounds it by :math:`1/\epsilon`, with headroom :math:`10^8`; it moves
+    :math:`p_{dv}` by at most :math:`K \epsilon` (below float resolution unless
+    the word is essentially impossible anyway).
+    """  # noqa: D205, D400
+    floor = jnp.finfo(jnp.result_type(theta, beta)).tiny ** 0.75
+    return jnp.matmul(jnp.maximum(theta, floor), jnp.maximum(beta, floor))
+
+
 def model(
     counts: ArrayLike | None = None,
     *,
@@ -374,12 +389,16 @@ def model(
         batch_counts = (
             None if counts is None else numpyro.subsample(counts, event_dim=1)
         )
+        # theta @ beta sums to one only up to float rounding, which for a large
+        # vocabulary can exceed NumPyro's 1e-6 simplex tolerance; the counts are
+        # validated above, so the distribution's own checks are off.
         numpyro.sample(
             "counts",
             dist.Multinomial(
                 batch_lengths,
-                probs=jnp.matmul(theta, beta),
+                probs=_word_probabilities(theta, beta),
                 total_count_max=total_count_max,
+                validate_args=False,
             ),
             obs=batch_counts,
         )
@@ -405,7 +424,8 @@ def token_model(
 
     Documents are padded to the longest one and stored word-major, as in Pyro's
     LDA example: ``words[n, d]`` is token :math:`n` of document :math:`d`, and
-    tokens :math:`n \ge N_d` are masked out. ``z`` is marked for parallel
+    the words :math:`n \ge N_d` are masked out (their :math:`z` keep the prior,
+    which sums to one, so padding adds nothing). ``z`` is marked for parallel
     enumeration, so ``pgm.fit`` sums it out under NUTS and SVI and redraws it per
     draw afterwards.
 
@@ -484,13 +504,17 @@ def token_model(
     beta = _sample_topics(num_topics, eta)
     with numpyro.plate("document", num_documents, dim=-1):
         theta = numpyro.sample("theta", dist.Dirichlet(alpha))
-        with numpyro.plate("word", max_length, dim=-2), handlers.mask(mask=mask):
+        with numpyro.plate("word", max_length, dim=-2):
+            # Only the words are masked: a masked enumerated z would contribute
+            # log sum_k exp(0) = log K per padding slot; unmasked, its prior sums
+            # to one and padding contributes nothing.
             z = numpyro.sample(
                 "z", dist.Categorical(theta), infer={"enumerate": "parallel"}
             )
-            numpyro.sample(
-                "words", dist.Categorical(Vindex(beta)[..., z, :]), obs=words
-            )
+            with handlers.mask(mask=mask):
+                numpyro.sample(
+                    "words", dist.Categorical(Vindex(beta)[..., z, :]), obs=words
+                )
 
 
 def counts_to_tokens(counts: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

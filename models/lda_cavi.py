@@ -234,8 +234,11 @@ def cavi(
     tol : float
         Stop when the ELBO per token changes by less than ``tol``.
     init : array_like of shape (num_topics, vocab_size), optional
-        Initial :math:`\lambda`; default :math:`\mathrm{Gamma}(100, 1/100)`
-        entries, as in [2]_. :math:`\gamma` starts at :math:`\alpha + N_d/K`.
+        Initial :math:`\lambda`; default :math:`\exp(0.1\,\epsilon_{kv})`
+        with :math:`\epsilon_{kv} \sim \mathcal{N}(0, 1)`: mean about 1 and
+        spread 0.1, like the :math:`\mathrm{Gamma}(100, 1/100)` start of [2]_
+        without compiling a gamma sampler. :math:`\gamma` starts at
+        :math:`\alpha + N_d/K`.
 
     Returns
     -------
@@ -269,8 +272,8 @@ def cavi(
         num_topics, entries.vocab_size, topic_concentration, word_concentration
     )
     if init is None:
-        lam = jax.random.gamma(rng_key, 100.0, (num_topics, entries.vocab_size), dtype)
-        lam = lam / 100.0
+        noise = jax.random.normal(rng_key, (num_topics, entries.vocab_size), dtype)
+        lam = jnp.exp(0.1 * noise)
     else:
         lam = jnp.asarray(init, dtype)
         if lam.shape != (num_topics, entries.vocab_size) or not bool(jnp.all(lam > 0)):

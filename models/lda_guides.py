@@ -42,7 +42,7 @@ trains on minibatches of documents (``subsample_size``) and gives
 Every guide has the signature of its model, as ``pgm.fit(..., guide=...)``
 requires. The topic factors start at
 :math:`\lambda_{kv} = \eta_v + (\bar c_v / K)\, g_{kv}` with
-:math:`g_{kv} \sim \mathrm{Gamma}(1, 1)` and :math:`\bar c_v` the corpus count of
+:math:`g_{kv} \sim \mathrm{Exponential}(1)` and :math:`\bar c_v` the corpus count of
 word :math:`v`: the right scale with enough asymmetry to break the symmetry
 between topics.
 
@@ -89,6 +89,23 @@ DEFAULT_HIDDEN_SIZE = 64
 """Width of the encoder's hidden layer in :func:`amortised_guide`."""
 
 
+class _FlooredDirichlet(dist.Dirichlet):
+    r"""Dirichlet whose draws are clipped below at :math:`\text{tiny}^{3/4}`.
+
+    NumPyro clips Dirichlet draws at the smallest normal float (tiny), so the
+    cotangent :math:`(\gamma - 1)/\theta` of a log density at such a draw is
+    about 1/tiny; scaled by a minibatch factor it overflows to inf, and inf times
+    the zero path derivative of an underflowed draw gives NaN gradients. The floor
+    (about 1e-29 in float32) leaves 8 orders of magnitude of headroom; it only moves
+    components that are already far below float resolution of the others.
+    """
+
+    def sample(self, key, sample_shape=()):
+        """Draw as NumPyro's Dirichlet, then apply the floor."""
+        draws = super().sample(key, sample_shape)
+        return jnp.maximum(draws, jnp.finfo(draws.dtype).tiny ** 0.75)
+
+
 def _topic_factor(counts: Array | None, num_topics: int, eta: Array) -> Array:
     r"""Sample :math:`\beta \sim q(\beta) = \prod_k \mathrm{Dirichlet}(\lambda_k)`."""
 
@@ -98,12 +115,12 @@ def _topic_factor(counts: Array | None, num_topics: int, eta: Array) -> Array:
             scale = jnp.ones(vocab_size)
         else:
             scale = jnp.asarray(counts, eta.dtype).sum(0) / num_topics
-        noise = jax.random.gamma(rng_key, 1.0, (num_topics, vocab_size), eta.dtype)
+        noise = jax.random.exponential(rng_key, (num_topics, vocab_size), eta.dtype)
         return eta[None, :] + scale[None, :] * noise + 1e-2
 
     lam = numpyro.param("beta_concentration", init, constraint=constraints.positive)
     with numpyro.plate("topic", num_topics):
-        return numpyro.sample("beta", dist.Dirichlet(lam))
+        return numpyro.sample("beta", _FlooredDirichlet(lam))
 
 
 def mean_field_guide(
@@ -169,9 +186,10 @@ def _document_factor(
     r""":math:`q(\theta_d) = \mathrm{Dirichlet}(\gamma_d)`, free per document."""
 
     def init(rng_key):
-        noise = jax.random.gamma(rng_key, 10.0, (num_documents, alpha.shape[0])) / 10
+        shape = (num_documents, alpha.shape[0])
+        noise = jax.random.uniform(rng_key, shape, alpha.dtype, 0.5, 1.5)
         per_topic = jnp.asarray(lengths, alpha.dtype)[:, None] / alpha.shape[0]
-        return alpha[None, :] + per_topic * noise.astype(alpha.dtype)
+        return alpha[None, :] + per_topic * noise
 
     with numpyro.plate(
         "document", num_documents, subsample_size=subsample_size, dim=dim
@@ -179,7 +197,7 @@ def _document_factor(
         gamma = numpyro.param(
             "theta_concentration", init, constraint=constraints.positive, event_dim=1
         )
-        numpyro.sample("theta", dist.Dirichlet(gamma))
+        numpyro.sample("theta", _FlooredDirichlet(gamma))
 
 
 def token_mean_field_guide(
@@ -224,19 +242,26 @@ word_concentration
     _document_factor(lengths, num_documents, alpha, None, dim=-1)
 
 
-def _glorot(rng_key: Array, fan_in: int, fan_out: int, dtype) -> Array:
-    limit = np.sqrt(6.0 / (fan_in + fan_out))
-    return jax.random.uniform(rng_key, (fan_in, fan_out), dtype, -limit, limit)
+def _init_weights(rng_key: Array, fan_in: int, fan_out: int, scale: float, dtype):
+    return scale * jax.random.normal(rng_key, (fan_in, fan_out), dtype)
 
 
 def _encoder_params(vocab_size: int, hidden_size: int, num_topics: int, dtype):
-    """Declare the encoder's weights as ``numpyro.param`` sites."""
-    sizes = ((vocab_size, hidden_size), (hidden_size, num_topics + 1))
+    r"""Declare the encoder's weights as ``numpyro.param`` sites.
+
+    The input is a unit vector, so first-layer weights of scale 1 give
+    pre-activations of scale 1; the second layer is scaled by
+    :math:`1/\sqrt{\text{fan-in}}` (LeCun).
+    """
+    sizes = ((vocab_size, hidden_size, 1.0), (hidden_size, num_topics + 1, None))
     params = {}
-    for layer, (fan_in, fan_out) in enumerate(sizes):
+    for layer, (fan_in, fan_out, scale) in enumerate(sizes):
+        scale = 1.0 / np.sqrt(fan_in) if scale is None else scale
         params[f"encoder_w{layer}"] = numpyro.param(
             f"encoder_w{layer}",
-            lambda key, i=fan_in, o=fan_out: _glorot(key, i, o, dtype),
+            lambda key, i=fan_in, o=fan_out, s=scale: _init_weights(
+                key, i, o, s, dtype
+            ),
         )
         params[f"encoder_b{layer}"] = numpyro.param(
             f"encoder_b{layer}", jnp.zeros(fan_out, dtype)
@@ -245,11 +270,15 @@ def _encoder_params(vocab_size: int, hidden_size: int, num_topics: int, dtype):
 
 
 def _encode(params: Mapping[str, Array], counts: Array, alpha: Array) -> Array:
-    r""":math:`\gamma_d = \alpha + N_d e^{s} \mathrm{softmax}(f(c_d))` per row."""
+    r""":math:`\gamma_d = \alpha + N_d e^{s} \mathrm{softmax}(f(c_d))` per row.
+
+    :math:`f` and :math:`s` read :math:`\log(1 + c_d)` scaled to unit length (a
+    bounded input keeps Adam's steps on the first layer small).
+    """
     counts = jnp.asarray(counts, alpha.dtype)
-    hidden = jax.nn.softplus(
-        jnp.log1p(counts) @ params["encoder_w0"] + params["encoder_b0"]
-    )
+    features = jnp.log1p(counts)
+    features = features / jnp.linalg.norm(features, axis=-1, keepdims=True)
+    hidden = jax.nn.softplus(features @ params["encoder_w0"] + params["encoder_b0"])
     out = hidden @ params["encoder_w1"] + params["encoder_b1"]
     logits, log_scale = out[..., :-1], jnp.clip(out[..., -1:], -10.0, 10.0)
     lengths = counts.sum(-1, keepdims=True)
@@ -311,7 +340,7 @@ def make_amortised_guide(hidden_size: int = DEFAULT_HIDDEN_SIZE) -> Callable:
         params = _encoder_params(vocab_size, hidden_size, num_topics, alpha.dtype)
         with numpyro.plate("document", num_documents, subsample_size=subsample_size):
             batch = numpyro.subsample(counts, event_dim=1)
-            numpyro.sample("theta", dist.Dirichlet(_encode(params, batch, alpha)))
+            numpyro.sample("theta", _FlooredDirichlet(_encode(params, batch, alpha)))
 
     amortised_guide.__doc__ = (
         f"Amortised LDA guide with an encoder of {hidden_size} hidden units; see "
