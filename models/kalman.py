@@ -140,12 +140,14 @@ class ForecastResult(NamedTuple):
 # ------------------------------------------------------------------------ filtering
 
 
-def _mask(ssm: LinearGaussianSSM, y: Array) -> tuple[Array, Array, Array]:
+def _mask(ssm: LinearGaussianSSM, y: Array) -> tuple[Array, Array, Array, Array]:
     r"""Per-time ``H_t, R_t, y_t`` in which a missing component has no effect.
 
     A missing component becomes a dummy observation 0 of a zero row of ``H`` with
-    variance :math:`1/(2\pi)`: its density is exactly one, its gain is zero, and no
-    NaN enters the arithmetic (so gradients stay finite).
+    variance :math:`1/(2\pi)`: its density is one, its gain is zero, and no NaN
+    enters the arithmetic (so gradients stay finite). The mask of observed
+    components is returned too, so that :func:`_update` leaves the dummies out of
+    the log density exactly (a step with nothing observed contributes 0.0).
     """
     observed = ~jnp.isnan(y)
     y_clean = jnp.where(observed, y, 0.0)
@@ -153,10 +155,10 @@ def _mask(ssm: LinearGaussianSSM, y: Array) -> tuple[Array, Array, Array]:
     both = observed[:, :, None] & observed[:, None, :]
     dummy = jnp.eye(y.shape[1], dtype=y.dtype)[None] / (2 * jnp.pi)
     R = jnp.where(both, ssm.observation_cov[None], dummy)
-    return H, R, y_clean
+    return H, R, y_clean, observed
 
 
-def _update(mean, cov, H, R, y):
+def _update(mean, cov, H, R, y, observed):
     """Condition :math:`N(mean, cov)` on :math:`y = H z + N(0, R)` (seed 000, §5)."""
     S = H @ cov @ H.T + R
     chol = jnp.linalg.cholesky(S)
@@ -165,10 +167,11 @@ def _update(mean, cov, H, R, y):
     joseph = jnp.eye(mean.shape[0], dtype=mean.dtype) - gain @ H
     cov = joseph @ cov @ joseph.T + gain @ R @ gain.T
     white = solve_triangular(chol, residual, lower=True)
+    # Dummy components (missing) have white = 0 exactly; drop their log-det terms.
     log_density = (
         -0.5 * white @ white
-        - jnp.log(jnp.diag(chol)).sum()
-        - 0.5 * y.shape[0] * jnp.log(2 * jnp.pi)
+        - jnp.where(observed, jnp.log(jnp.diag(chol)), 0.0).sum()
+        - 0.5 * observed.sum() * jnp.log(2 * jnp.pi)
     )
     return mean + gain @ residual, 0.5 * (cov + cov.T), log_density
 
@@ -293,17 +296,17 @@ def parallel_kalman_filter(ssm: LinearGaussianSSM, y: ArrayLike) -> FilterResult
 @jax.jit
 def _parallel_filter(ssm: LinearGaussianSSM, y: Array) -> FilterResult:
     F, Q = ssm.transition_matrix, ssm.transition_cov
-    H, R, y_clean = _mask(ssm, y)
+    H, R, y_clean, observed = _mask(ssm, y)
     elements = jax.vmap(_element, in_axes=(None, None, 0, 0, 0))(F, Q, H, R, y_clean)
     m0, P0 = ssm.initial_mean, ssm.initial_cov
-    first_mean, first_cov, _ = _update(m0, P0, H[0], R[0], y_clean[0])
+    first_mean, first_cov, _ = _update(m0, P0, H[0], R[0], y_clean[0], observed[0])
     zeros = jnp.zeros_like(P0)
     first = (zeros, first_mean, first_cov, jnp.zeros_like(m0), zeros)
     elements = tuple(e.at[0].set(f) for e, f in zip(elements, first, strict=True))
     _, means, covs, _, _ = jax.lax.associative_scan(jax.vmap(_compose), elements)
     pred_means = jnp.concatenate([m0[None], means[:-1] @ F.T])
     pred_covs = jnp.concatenate([P0[None], F @ covs[:-1] @ F.T + Q[None]])
-    _, _, terms = jax.vmap(_update)(pred_means, pred_covs, H, R, y_clean)
+    _, _, terms = jax.vmap(_update)(pred_means, pred_covs, H, R, y_clean, observed)
     return FilterResult(terms.sum(), terms, means, covs, pred_means, pred_covs)
 
 

@@ -371,7 +371,7 @@ def latent_state_model(
         univariate = d == 1
     else:
         univariate = np.ndim(y) == 1
-        H, cov, y_clean = _mask(ssm, y_checked)
+        H, cov, y_clean, _ = _mask(ssm, y_checked)
         loc = (H @ states[:, :, None])[..., 0]
     with numpyro.plate("time", T):
         if univariate:

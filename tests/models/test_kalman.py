@@ -176,6 +176,21 @@ def test_nile_maximum_likelihood_reproduces_durbin_koopman(x64):
     np.testing.assert_allclose(-fit.fun, reference.llf, 1e-4)
 
 
+def test_missing_steps_contribute_exactly_zero_in_float32():
+    # A proper prior: the parallel filter needs one in float32 (see its Notes).
+    structure = ss.combine(
+        ss.local_linear_trend(0.1, 0.01, 0.5, initial_variance=10.0),
+        ss.seasonal(4, 0.2, initial_variance=10.0),
+    )
+    y = ss.simulate(jax.random.key(18), structure, num_timesteps=12)["y"]
+    y = y.at[jnp.array([3, 4, 9])].set(jnp.nan)
+    for run in (kalman.kalman_filter, kalman.parallel_kalman_filter):
+        terms = run(structure, y).log_likelihood_terms
+        assert terms.dtype == jnp.float32
+        assert np.all(terms[jnp.array([3, 4, 9])] == 0.0)
+        assert np.all(terms[jnp.array([0, 1, 2, 5])] != 0.0)
+
+
 def test_state_space_re_exports_the_same_objects():
     for name in kalman.__all__:
         assert getattr(ss, name) is getattr(kalman, name), name
