@@ -93,6 +93,39 @@ def check_ratings(
 
     Value checks (ranges, NaN) run only on concrete arrays, so the function is
     safe inside ``jit``; shape checks always run.
+
+    Parameters
+    ----------
+    user, item : array_like of int, shape (num_ratings,)
+        Codes in ``[0, num_users)`` and ``[0, num_items)``.
+    rating : array_like of shape (num_ratings,) or None
+        Finite ratings, or ``None`` (generative use).
+    num_users, num_items, num_factors : int
+        Positive sizes.
+
+    Returns
+    -------
+    user, item, rating : Array
+        The inputs as JAX arrays (``rating`` as floats, or ``None``).
+
+    Raises
+    ------
+    ValueError
+        For codes out of range, non-finite ratings, unequal lengths, empty input
+        or sizes below 1, naming the argument, the value and the fix.
+    TypeError
+        For non-integer codes.
+
+    Examples
+    --------
+    >>> from numpyro_pgm.models.matrix_factorization_checks import check_ratings
+    >>> check_ratings([0, 3], [0, 1], [4.0, 5.0], num_users=3, num_items=2,
+    ...               num_factors=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: user must hold integer codes in [0, num_users=3); found values \
+from 0 to 3 (first bad entry at position 1). Recode the ids to 0..num_users-1 \
+(e.g. `np.unique(ids, return_inverse=True)`) or pass a larger num_users.
     """
     _check_size("num_users", num_users, " (the number of users)", 100)
     _check_size("num_items", num_items, " (the number of items)", 100)
