@@ -183,13 +183,17 @@ def _loo_columns(result: pgm.InferenceResult) -> tuple[dict[str, float], np.ndar
 def _laplace(rng_key, data, options, x64):
     """Laplace fit in float64 when ``x64`` (the mode's gradient then resolves)."""
     if not x64:
-        return pgm.fit(rng_key, gmm.model, data=data, method="laplace", **options)
+        return pgm.fit(
+            rng_key, gmm.model, data=data, method="laplace", checks=False, **options
+        )
     with jax.enable_x64(True):
         data = {
             k: np.asarray(v, np.float64) if isinstance(v, np.ndarray) else v
             for k, v in data.items()
         }
-        return pgm.fit(rng_key, gmm.model, data=data, method="laplace", **options)
+        return pgm.fit(
+            rng_key, gmm.model, data=data, method="laplace", checks=False, **options
+        )
 
 
 def select_num_components(

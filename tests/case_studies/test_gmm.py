@@ -21,9 +21,10 @@ def test_adjusted_rand_index_matches_known_values(case_study):
     labels = np.array([0, 0, 1, 1, 2, 2])
     assert case_study.adjusted_rand_index(labels, labels) == pytest.approx(1.0)
     assert case_study.adjusted_rand_index(labels, 2 - labels) == pytest.approx(1.0)
-    # Hubert and Arabie's formula by hand: index 1, expected 4 * 2 / 15.
+    # Hubert and Arabie's formula by hand: one agreeing pair, 3 pairs within the
+    # rows and the columns each, 15 pairs in all: expected index 3 * 3 / 15.
     clusters = np.array([0, 0, 1, 2, 1, 2])
-    expected = (1 - 8 / 15) / (0.5 * (3 + 2) - 8 / 15)
+    expected = (1 - 9 / 15) / (0.5 * (3 + 3) - 9 / 15)  # 1/6, as scikit-learn
     assert case_study.adjusted_rand_index(labels, clusters) == pytest.approx(expected)
 
 
