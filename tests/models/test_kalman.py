@@ -38,6 +38,24 @@ def test_kalman_log_likelihood_equals_dense_gaussian(problem, missing):
         np.testing.assert_allclose(result.filtered_means[4], result.predicted_means[4])
 
 
+def test_univariate_path_equals_dense_conditioning(x64):
+    """d = 1 takes the scalar update (no Cholesky): same likelihood and moments."""
+    ssm = random_ssm(np.random.default_rng(1), m=3, d=1)
+    y = ss.simulate(jax.random.key(19), ssm, num_timesteps=8)["y"]
+    y = y.at[3].set(jnp.nan)
+    result = kalman.kalman_filter(ssm, y)
+    np.testing.assert_allclose(
+        result.log_likelihood, dense_log_likelihood(ssm, y), RTOL
+    )
+    assert result.log_likelihood_terms[3] == 0.0
+    mean, cov = dense_posterior(ssm, y)
+    smoothed = kalman.rts_smoother(ssm, y)
+    np.testing.assert_allclose(smoothed.smoothed_means.ravel(), mean, RTOL, 1e-12)
+    np.testing.assert_allclose(smoothed.smoothed_covs, blocks(cov, 3), RTOL, 1e-12)
+    parallel = kalman.parallel_kalman_filter(ssm, y)
+    np.testing.assert_allclose(parallel.log_likelihood, result.log_likelihood, RTOL)
+
+
 def test_parallel_filter_equals_sequential(problem):
     ssm, y = problem
     sequential, parallel = (
