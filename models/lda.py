@@ -201,7 +201,8 @@ def _check_size(name: str, value: Any, actual: int | None, source: str) -> int:
                 name=name,
                 what="a positive integer",
                 value=value,
-                fix=f"Pass {name} when the observations are None.",
+                fix=f"Pass {name} as a positive int (it cannot be read from the "
+                "data here).",
             )
         )
     return int(value)

@@ -152,18 +152,18 @@ word_concentration, subsample_size
 
     Examples
     --------
-    >>> import jax
-    >>> import numpyro_pgm as pgm
-    >>> from numpyro_pgm.models import lda, lda_guides
-    >>> corpus = lda.simulate(jax.random.key(0), num_documents=20, num_topics=2,
-    ...                       vocab_size=10, doc_length=30)
-    >>> result = pgm.fit(jax.random.key(1), lda.model,
-    ...                  data={"counts": corpus["counts"], "num_topics": 2},
-    ...                  method="svi", guide=lda_guides.mean_field_guide,
-    ...                  num_steps=200, num_samples=10, progress_bar=False,
-    ...                  checks=False)
-    >>> result.samples["beta"].shape
-    (1, 10, 2, 10)
+    >>> import numpy as np
+    >>> from numpyro import handlers
+    >>> from numpyro_pgm.models import lda_guides
+    >>> counts = np.array([[3, 0, 1, 2], [0, 2, 2, 1], [1, 1, 0, 4]])
+    >>> with handlers.seed(rng_seed=0):
+    ...     trace = handlers.trace(lda_guides.mean_field_guide).get_trace(
+    ...         counts, num_topics=2)
+    >>> trace["beta_concentration"]["value"].shape, trace["theta"]["value"].shape
+    ((2, 4), (3, 2))
+
+    Fit it with ``pgm.fit(rng_key, lda.model, data={"counts": counts,
+    "num_topics": 2}, method="svi", guide=lda_guides.mean_field_guide)``.
 
     References
     ----------
