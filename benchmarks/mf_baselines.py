@@ -42,10 +42,11 @@ NUM_USERS, NUM_ITEMS, NUM_FACTORS, BATCH = 2000, 1000, 10, 1000
 CHUNK = 200
 
 
+KINDS = ("minibatch", "numpyro-shuffle", "full", "cavi")
+
+
 def _variants() -> list[str]:
-    return [
-        f"{kind}-{size}" for kind in ("minibatch", "full", "cavi") for size in SIZES
-    ]
+    return [f"{kind}-{size}" for kind in KINDS for size in SIZES]
 
 
 def measure(variant: str) -> dict:

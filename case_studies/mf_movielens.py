@@ -81,7 +81,7 @@ from numpyro_pgm.models import matrix_factorization_cavi as mf_cavi  # noqa: E40
 from numpyro_pgm.models import matrix_factorization_gibbs as mf_gibbs  # noqa: E402
 from numpyro_pgm.models import matrix_factorization_init as mf_init  # noqa: E402
 from numpyro_pgm.models import matrix_factorization_predict as mf_predict  # noqa: E402
-from scipy import sparse  # noqa: E402
+from scipy import sparse, stats  # noqa: E402
 from scipy.sparse.linalg import svds  # noqa: E402
 
 import numpyro_pgm as pgm  # noqa: E402
@@ -159,7 +159,7 @@ def load_data(quick: bool = False, split_seed: int = SPLIT_SEED) -> dict[str, An
 
 
 def _gaussian_interval(mean: np.ndarray, sd: float) -> tuple[np.ndarray, np.ndarray]:
-    half = 1.6448536269514722 * sd  # the 95% normal quantile: a central 90% interval
+    half = stats.norm.ppf(0.5 + PROB / 2) * sd  # a central PROB interval
     return mean - half, mean + half
 
 
