@@ -65,7 +65,7 @@ import numpy as np
 from jax.scipy.special import digamma, gammaln, xlogy
 from jax.typing import ArrayLike
 
-from .lda import _concentrations, check_counts, check_num_topics
+from .lda_checks import _concentrations, check_counts, check_num_topics
 
 __all__ = ["CAVIResult", "cavi", "fold_in"]
 

@@ -67,13 +67,8 @@ import numpyro.distributions as dist
 from jax.typing import ArrayLike
 from numpyro.distributions import constraints
 
-from .lda import (
-    _concentrations,
-    _corpus,
-    check_counts,
-    check_num_topics,
-    tokens_to_counts,
-)
+from .lda import tokens_to_counts
+from .lda_checks import _concentrations, _corpus, check_counts, check_num_topics
 
 __all__ = [
     "amortised_concentration",

@@ -48,8 +48,8 @@ import numpy as np
 from jax.typing import ArrayLike
 from scipy.optimize import linear_sum_assignment
 
-from .lda import check_counts
 from .lda_cavi import fold_in
+from .lda_checks import check_counts
 
 __all__ = [
     "completion_perplexity",
