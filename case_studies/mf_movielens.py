@@ -37,7 +37,15 @@ run times, the effect of the number of factors :math:`K` (CAVI over a grid of
 their principal axes (the factors are identified only up to rotation), with the
 most rated titles marked.
 
-Movies with fewer than 10 ratings are dropped (DATA.md §6a). ``--quick`` keeps
+On the full data (K = 10; ``benchmarks/results/matrix_factorization.md``) the
+three fits reach a held-out RMSE of 0.84 to 0.85, against 0.867 for the biases,
+0.857 for the truncated SVD and 1.03 for the global mean, and their 90% intervals
+cover 89% to 90% of the held-out ratings (the SVD baseline's cover 86%). Gibbs,
+which samples the exact posterior, is the most accurate; CAVI is the fastest. The
+number of factors matters little on data this small: the Gamma hyperpriors shrink
+the factors the data do not support.
+
+Movies with fewer than 10 ratings are dropped, as is usual for these data. ``--quick`` keeps
 the 150 most active users and the 200 most rated movies, with short runs, for a
 smoke test of a few seconds.
 
