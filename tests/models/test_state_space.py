@@ -219,6 +219,10 @@ def test_marginal_and_latent_state_nuts_agree_on_the_nile():
     Same prior, same data (the Nile, 100 years): the posterior means of both scales
     and of the level at every year (FFBS per draw for the marginal model) agree
     within z * MCSE, z by Bonferroni over the 102 comparisons at ALPHA = 1e-4.
+    NUTS on the explicit-state model is fragile (a funnel as the level scale
+    shrinks): it reports tens of divergences, and a chain stuck in the funnel's
+    neck shows up here as a disagreement; that is the sampler failing, which this
+    test is meant to expose, not a tolerance to widen.
     """
     y = datasets.load("nile").y
     prior = nile_prior(y)
