@@ -92,7 +92,7 @@ def write_section(path: Path, title: str, body: str) -> None:
     if marker in text:
         start = text.index(marker)
         end = text.find("\n## ", start + len(marker))
-        text = text[:start] + section + ("" if end == -1 else text[end + 1 :])
+        text = text[:start] + section + ("" if end == -1 else "\n" + text[end + 1 :])
     else:
         text = text.rstrip() + "\n\n" + section
     path.write_text(text)
