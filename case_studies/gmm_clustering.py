@@ -37,6 +37,19 @@ number of components is chosen with :mod:`numpyro_pgm.models.gmm_selection`:
 PSIS-LOO of the marginal likelihood and the Laplace evidence corrected by
 :math:`\log K!`.
 
+Results (seed 0, 4 chains of 500 draws after 500 warmup, 3000 SVI steps). Old
+Faithful, :math:`K = 2`: all six methods put the component means within 0.11
+posterior sds of NUTS (Gibbs 0.05, CAVI 0.02, EM 0.06, mean-field SVI 0.11,
+AutoNormal 0.05); the tests bound these gaps by Monte Carlo error plus
+:math:`\mathrm{sd}/\sqrt{N_k}`. PSIS-LOO rises from :math:`K = 1` (elpd -549.5)
+to :math:`K = 2` (-396.9) and then only by 4.5 +- 3.2 for :math:`K = 3, 4`; the
+:math:`\log K!`-corrected Laplace evidence is highest at :math:`K = 2` (-421.5
+against -422.6 for :math:`K = 3`: posterior probabilities 0.75 and 0.25).
+Penguins, :math:`K = 3`: NUTS, Gibbs, CAVI and SVI recover the species with an
+adjusted Rand index of 0.953; maximum-likelihood EM gets 0.909, because without
+the Wishart prior it gives the Chinstrap component a smaller weight (0.16 against
+0.20) and a tighter covariance.
+
 Outputs in ``--out-dir/<data>/``: ``clusters.png`` (data, MAP clusters, posterior
 ellipses with draws showing their uncertainty), ``responsibilities.png``,
 ``trace.png`` (trace and rank plots of the relabelled means), ``objectives.png``
@@ -105,7 +118,7 @@ QUICK = {
     "num_samples": 60,
     "num_chains": 2,
     "num_steps": 300,
-    "candidates": (1, 2, 3),
+    "candidates": (1, 2),
 }
 
 
