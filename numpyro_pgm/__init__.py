@@ -9,13 +9,8 @@ from ._devices import configure_host_devices
 
 configure_host_devices()
 
-from . import plots as plots  # noqa: E402
 from ._validation import allow_missing as allow_missing  # noqa: E402
 from ._validation import missing_ok_arguments as missing_ok_arguments  # noqa: E402
-from .calibration import SBCResult as SBCResult  # noqa: E402
-from .calibration import sbc as sbc  # noqa: E402
-from .compare import Comparison as Comparison  # noqa: E402
-from .compare import compare as compare  # noqa: E402
 from .diagnostics import CheckReport as CheckReport  # noqa: E402
 from .diagnostics import ConvergenceWarning as ConvergenceWarning  # noqa: E402
 from .diagnostics import check as check  # noqa: E402
@@ -25,7 +20,6 @@ from .inference import LaplaceError as LaplaceError  # noqa: E402
 from .inference import SVIError as SVIError  # noqa: E402
 from .inference import fit as fit  # noqa: E402
 from .inference._inspect import ModelError as ModelError  # noqa: E402
-from .report import report as report  # noqa: E402
 from .results import InferenceResult as InferenceResult  # noqa: E402
 from .results import load as load  # noqa: E402
 
@@ -52,3 +46,30 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# Plotting, reports, comparisons and SBC pull in matplotlib, arviz-plots and pandas
+# (about a second of imports): loaded on first use, so `fit` starts fast.
+_LAZY = {
+    "plots": (".plots", None),
+    "report": (".report", "report"),
+    "compare": (".compare", "compare"),
+    "Comparison": (".compare", "Comparison"),
+    "sbc": (".calibration", "sbc"),
+    "SBCResult": (".calibration", "SBCResult"),
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name, __name__)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -10,7 +10,7 @@ nothing on a GPU and nothing when:
 - the environment variable ``NUMPYRO_PGM_HOST_DEVICES`` is set (``0`` turns the
   setup off; a positive integer asks for that many devices);
 - JAX's backend was already initialised before ``numpyro_pgm`` was imported (then
-  ``fit`` falls back to vectorised chains, which also compile once).
+  ``fit`` falls back to sequential chains, which also compile once).
 """
 
 import os

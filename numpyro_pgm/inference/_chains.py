@@ -89,21 +89,40 @@ class ChainProgram:
         )
 
     def _loop(self, kernel, state, kwargs, chain, sample, postprocess):
+        """Warmup and sampling in one loop, so the kernel's step is compiled once.
+
+        Two loops (warmup, then draws) would each hold a copy of the NUTS step and
+        double the compile time; as in NumPyro's ``fori_collect``, draws are written
+        into buffers from step ``num_warmup`` on.
+        """
         fields = [attrgetter(f) for f in self.fields]
 
-        def warmup_step(step, state):
-            state = sample(state)
-            self._progress(step, chain)
-            return state
-
-        def draw_step(state, step):
-            state = sample(state)
-            self._progress(self.num_warmup + step, chain)
+        def record(state):
             z = getattr(state, kernel.sample_field)
-            return state, (postprocess(z), [get(state) for get in fields])
+            return postprocess(z), [get(state) for get in fields]
 
-        state = jax.lax.fori_loop(0, self.num_warmup, warmup_step, state)
-        _, (draws, stats) = jax.lax.scan(draw_step, state, jnp.arange(self.num_samples))
+        buffers = jax.tree.map(
+            lambda s: jnp.zeros((self.num_samples, *s.shape), s.dtype),
+            jax.eval_shape(record, state),
+        )
+
+        def step(i, carry):
+            state, buffers = carry
+            state = sample(state)
+            self._progress(i, chain)
+            index = i - self.num_warmup
+            buffers = jax.lax.cond(
+                index >= 0,
+                lambda b: jax.tree.map(
+                    lambda buffer, value: buffer.at[index].set(value), b, record(state)
+                ),
+                lambda b: b,
+                buffers,
+            )
+            return state, buffers
+
+        total = self.num_warmup + self.num_samples
+        _, (draws, stats) = jax.lax.fori_loop(0, total, step, (state, buffers))
         keep = slice(self.num_samples % self.thinning, None, self.thinning)
         draws = jax.tree.map(lambda x: x[keep], draws)
         stats = [s[keep] for s in stats]
