@@ -13,10 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
+
+if TYPE_CHECKING:  # xarray is imported where it is used (about 0.3 s)
+    import xarray as xr
 
 __all__ = ["InferenceResult", "load"]
 
@@ -169,7 +171,7 @@ class InferenceResult:
         )
 
     # -- conversion -----------------------------------------------------------------
-    def to_datatree(self) -> xr.DataTree:
+    def to_datatree(self) -> "xr.DataTree":
         """Return the result as an ArviZ ``DataTree``.
 
         Returns
@@ -178,6 +180,8 @@ class InferenceResult:
             One child per group; the root attributes hold the method, settings and
             timings (as JSON), so :func:`load` can rebuild the result.
         """
+        import xarray as xr
+
         children = {}
         for group, variables in self.groups.items():
             data_vars = {
@@ -205,7 +209,7 @@ class InferenceResult:
         return tree
 
     @classmethod
-    def from_datatree(cls, tree: xr.DataTree) -> "InferenceResult":
+    def from_datatree(cls, tree: "xr.DataTree") -> "InferenceResult":
         """Rebuild a result from :meth:`to_datatree` output (or a loaded file)."""
         if tree.attrs.get("creation_library") != "numpyro_pgm":
             raise ValueError(
@@ -283,6 +287,8 @@ def load(path: str | os.PathLike) -> InferenceResult:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no saved result at {str(path)!r}: the file does not exist.")
+    import xarray as xr
+
     try:
         with xr.open_datatree(path, engine="netcdf4") as tree:
             tree = tree.load()
@@ -311,6 +317,6 @@ def _dim_size(dim: str, dims: Mapping[str, tuple[str, ...]], variables) -> int:
     raise KeyError(dim)
 
 
-def _is_default_range(coord: xr.DataArray) -> bool:
+def _is_default_range(coord: "xr.DataArray") -> bool:
     values = coord.values
     return values.dtype.kind in "iu" and np.array_equal(values, np.arange(values.size))

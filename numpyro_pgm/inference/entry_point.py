@@ -162,6 +162,11 @@ def fit(
             "use `numpyro.infer.Predictive` to sample the prior."
         )
 
+    if checks:
+        from ..diagnostics import preload
+
+        preload()
+    setup_seconds = time.perf_counter() - start
     runner_options = dict(options)
     if method in ("nuts", "hmc"):
         runner_options["algorithm"] = method
@@ -170,6 +175,7 @@ def fit(
     latent, stats, extra = _RUNNERS[method](
         run_key, model, data, info, **runner_options
     )
+    postprocessing_start = time.perf_counter()
     params = extra.get("params")
     first_params = jax.tree.map(lambda v: v[0], params) if params else None
     draws = complete_draws(complete_key, model, data, info, latent, params=first_params)
@@ -196,7 +202,9 @@ def fit(
             posterior_predictive=posterior_predictive,
         )
     )
-    timings = {k: v for k, v in extra.items() if isinstance(v, float)}
+    timings = {"setup": setup_seconds}
+    timings.update({k: v for k, v in extra.items() if isinstance(v, float)})
+    timings["postprocessing"] = time.perf_counter() - postprocessing_start
     timings["total"] = time.perf_counter() - start
     result = InferenceResult(
         method=method,
