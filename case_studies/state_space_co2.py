@@ -41,8 +41,10 @@ standardised one-step prediction errors check the fit.
 ``--quick`` fits only 1962-1966 (261 weeks, 32 of them missing, among them an
 18-week gap in 1964) by MAP, a smoke run of well under a minute; ``--first-year``
 and ``--last-year`` choose other years. Figures
-(``decomposition.png``, ``missing.png``, ``forecast.png``, ``innovations.png``)
-and ``summary.md`` go to ``--out-dir``.
+(``decomposition.png``, ``missing.png``, ``forecast.png``, ``innovations.png``,
+drawn by :mod:`numpyro_pgm.case_studies._co2_figures`) and ``summary.md`` go to
+``--out-dir``, the project's standard report of the fit (:func:`numpyro_pgm.report`)
+to its ``diagnostics`` folder.
 
 References
 ----------
@@ -73,7 +75,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import numpyro  # noqa: E402
 import numpyro.distributions as dist  # noqa: E402
-import scipy.stats  # noqa: E402
+from numpyro_pgm.case_studies import _co2_figures as figs  # noqa: E402
 from numpyro_pgm.models import state_space as ss  # noqa: E402
 
 import numpyro_pgm as pgm  # noqa: E402
@@ -94,7 +96,6 @@ MAX_DRAWS = 200  # parameter draws used for the decomposition and forecast
 NUM_PATHS = 1000  # pooled draws of each component, for its bands
 # Five years with 32 missing weeks, among them an 18-week gap in 1964.
 QUICK = {"first_year": 1962, "last_year": 1966, "method": "map"}
-BANDS = (0.5, 0.9)
 # L-BFGS on the four log-sds. In single precision the gradient of a sum of 2,284
 # terms carries rounding noise of order 1e-3, so a 1e-5 tolerance is never met; at
 # 1e-2 the mode is off by about grad / curvature < 1e-4 on the log scale.
@@ -275,139 +276,6 @@ def decompose(
     }
 
 
-# --------------------------------------------------------------------------- plots
-
-
-def _bands(draws: np.ndarray) -> dict[float, tuple[np.ndarray, np.ndarray]]:
-    return {
-        band: tuple(np.quantile(draws, [(1 - band) / 2, (1 + band) / 2], axis=0))
-        for band in BANDS
-    }
-
-
-def _band_plot(ax, x, draws, color, label):
-    for band, (low, high) in _bands(draws).items():
-        ax.fill_between(x, low, high, color=color, alpha=0.5 - 0.25 * band, lw=0)
-    ax.plot(x, np.median(draws, 0), color=color, lw=1, label=label)
-
-
-def plot_decomposition(data, components) -> plt.Figure:
-    """Plot the data and fit, the trend and the seasonal effect, with bands."""
-    fig, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
-    t, offset = data["time"], data["offset"]
-    fitted = components["signal"] + offset
-    axes[0].plot(t, data["y"] + offset, ".", ms=2, color="grey", label="weekly CO2")
-    _band_plot(axes[0], t, fitted, "tab:blue", "smoothed trend + seasonal")
-    missing = t[data["missing"]]
-    for ax in axes:
-        ax.plot(
-            missing,
-            np.full(missing.size, 0.02),
-            "|",
-            color="red",
-            ms=6,
-            transform=ax.get_xaxis_transform(),
-        )
-    axes[0].plot([], [], "|", color="red", label=f"missing weeks ({missing.size})")
-    _band_plot(axes[1], t, components["trend"] + offset, "tab:green", "trend")
-    _band_plot(axes[2], t, components["seasonal"], "tab:purple", "seasonal effect")
-    axes[0].set(
-        ylabel="CO2 (ppm)",
-        title="Mauna Loa CO2: smoothed decomposition "
-        "(50% and 90% bands over posterior draws)",
-    )
-    axes[1].set(ylabel="trend (ppm)")
-    axes[2].set(ylabel="seasonal (ppm)", xlabel="year")
-    for ax in axes:
-        ax.legend(loc="upper left", fontsize="small")
-    fig.tight_layout()
-    return fig
-
-
-def _longest_gap(missing: np.ndarray) -> tuple[int, int]:
-    """Return the first index and length of the longest run of missing weeks."""
-    best, start = (0, 0), None
-    for i, gone in enumerate(np.append(missing, False)):
-        if gone and start is None:
-            start = i
-        elif not gone and start is not None:
-            best = max(best, (i - start, start))
-            start = None
-    return best[1], best[0]
-
-
-def plot_gap(data, components) -> plt.Figure:
-    """Plot a year either side of the longest gap: what the smoother puts there."""
-    start, length = _longest_gap(data["missing"])
-    window = slice(max(start - 52, 0), start + length + 52)
-    t, offset = data["time"][window], data["offset"]
-    fig, ax = plt.subplots(figsize=(9, 3.8))
-    ax.plot(t, data["y"][window] + offset, "o", ms=2.5, color="grey", label="data")
-    signal = components["signal"][:, window] + offset
-    _band_plot(ax, t, signal, "tab:blue", "smoothed trend + seasonal (50%, 90%)")
-    if length:
-        gap = data["time"][[start, start + length - 1]]
-        ax.axvspan(*gap, color="red", alpha=0.08, label=f"{length} missing weeks")
-    ax.set(
-        xlabel="year",
-        ylabel="CO2 (ppm)",
-        title="Missing weeks are not imputed: the smoother bridges them",
-    )
-    ax.legend(loc="upper left", fontsize="small")
-    fig.tight_layout()
-    return fig
-
-
-def plot_forecast(data, components) -> plt.Figure:
-    """Plot the last four years and the two-year predictive intervals."""
-    fig, ax = plt.subplots(figsize=(9, 4))
-    t, offset = data["time"], data["offset"]
-    recent = t >= t[-1] - 4
-    ax.plot(
-        t[recent],
-        data["y"][recent] + offset,
-        ".-",
-        ms=2,
-        lw=0.5,
-        color="grey",
-        label="data",
-    )
-    ahead = t[-1] + 7 * np.arange(1, HORIZON + 1) / 365.25
-    _band_plot(
-        ax,
-        ahead,
-        components["forecast"] + offset,
-        "tab:blue",
-        "predictive median, 50% and 90% intervals",
-    )
-    ax.set(
-        xlabel="year",
-        ylabel="CO2 (ppm)",
-        title=f"Mauna Loa CO2: {HORIZON}-week forecast",
-    )
-    ax.legend(loc="upper left", fontsize="small")
-    fig.tight_layout()
-    return fig
-
-
-def plot_innovations(data, components) -> plt.Figure:
-    """Plot the standardised one-step prediction errors and their histogram."""
-    z = components["standardized_innovations"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5), width_ratios=(2, 1))
-    left.plot(data["time"][~data["missing"]], z, lw=0.4, color="black")
-    left.set(
-        xlabel="year",
-        ylabel="standardised error",
-        title="One-step prediction errors (mean sds)",
-    )
-    grid = np.linspace(-4, 4, 200)
-    right.hist(z, bins=50, range=(-5, 5), density=True, color="grey")
-    right.plot(grid, scipy.stats.norm.pdf(grid), color="tab:red", label="N(0, 1)")
-    right.legend(fontsize="small")
-    fig.tight_layout()
-    return fig
-
-
 # -------------------------------------------------------------------------- report
 
 
@@ -426,7 +294,7 @@ def _parameter_table(components) -> list[str]:
 
 def _forecast_table(data, components) -> list[str]:
     draws = components["forecast"] + data["offset"]
-    low, high = _bands(draws)[0.9]
+    low, high = figs.bands(draws)[0.9]
     last = np.datetime64(str(data["date"][-1]))
     rows = ["| week | date | median (ppm) | 90% interval |", "|---|---|---|---|"]
     for k in (1, 13, 26, 52, HORIZON):
@@ -508,16 +376,32 @@ def report(results: Mapping[str, Any], out_dir: str | Path) -> dict[str, Any]:
         "report": pgm.check(results["result"]),
     }
     figures = {
-        "decomposition.png": plot_decomposition(data, components),
-        "forecast.png": plot_forecast(data, components),
-        "innovations.png": plot_innovations(data, components),
+        "decomposition.png": figs.plot_decomposition(data, components),
+        "forecast.png": figs.plot_forecast(data, components),
+        "innovations.png": figs.plot_innovations(data, components),
     }
     if data["missing"].any():
-        figures["missing.png"] = plot_gap(data, components)
+        figures["missing.png"] = figs.plot_gap(data, components)
     for name, figure in figures.items():
         figure.savefig(out_dir / name, dpi=120)
         plt.close(figure)
-    (out_dir / "summary.md").write_text(_summary(results, figures, metrics))
+    # The project's standard report of the fit: its checks, summary statistics of
+    # the four sds and the figures that apply to the method (trace, rank and ESS
+    # for NUTS; Pareto k-hat for Laplace; none but the table for MAP).
+    method = results["args"].method
+    diagnostics = pgm.report(
+        {method: results["result"]},
+        out_dir / "diagnostics",
+        title="Mauna Loa CO2, trend + seasonal: diagnostics",
+        var_names=list(PRIOR_SCALES),
+    )
+    summary = _summary(results, figures, metrics)
+    summary += (
+        "\n## Diagnostics\n\nThe fit's checks, summary statistics of the four sds "
+        "and its diagnostic figures: "
+        f"[{diagnostics.relative_to(out_dir)}]({diagnostics.relative_to(out_dir)}).\n"
+    )
+    (out_dir / "summary.md").write_text(summary)
     return metrics
 
 

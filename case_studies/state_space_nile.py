@@ -44,8 +44,11 @@ Gaussian conditioning of seed ``000_7a39c8fab34c037d.txt``, section 5. This scri
    (the convergence checks in ``summary.md`` say when). Marginalising the states
    by the Kalman filter removes the funnel altogether.
 
-Figures (``level.png``, ``forecast.png``, ``variances.png``, ``methods.png``) and
-``summary.md`` go to ``--out-dir``. ``--quick`` runs NUTS with tiny settings (a
+Figures (``level.png``, ``forecast.png``, ``variances.png``, ``methods.png``, drawn
+by :mod:`numpyro_pgm.case_studies._nile_figures`) and ``summary.md`` go to
+``--out-dir``, the project's standard report of the fits (:func:`numpyro_pgm.report`:
+trace, rank and ESS figures, summary statistics, the samplers compared) to its
+``diagnostics`` folder. ``--quick`` runs NUTS with tiny settings (a
 smoke run of well under a minute).
 
 References
@@ -77,18 +80,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.optimize  # noqa: E402
 from numpyro.diagnostics import effective_sample_size  # noqa: E402
+from numpyro_pgm.case_studies import _nile_figures as figs  # noqa: E402
 from numpyro_pgm.models import state_space as ss  # noqa: E402
 
 import numpyro_pgm as pgm  # noqa: E402
 from numpyro_pgm import datasets  # noqa: E402
 
 METHODS = ("nuts", "latent-nuts")
-COLORS = {"nuts": "tab:blue", "latent-nuts": "tab:orange"}
 PUBLISHED = {"observation_variance": 15099.0, "level_variance": 1469.1}
 HORIZON = 10
 DIFFUSE_VARIANCE = 1e7
 QUICK = {"num_warmup": 150, "num_samples": 150, "num_chains": 2}
-BANDS = (0.5, 0.9)
+SCALES = ("level_scale", "observation_scale")  # the sampled parameters
 
 
 # ----------------------------------------------------------------------------- data
@@ -288,100 +291,6 @@ def _metrics(result: pgm.InferenceResult) -> dict[str, Any]:
     return summary
 
 
-def _bands(draws: np.ndarray) -> dict[float, tuple[np.ndarray, np.ndarray]]:
-    return {
-        band: tuple(np.quantile(draws, [(1 - band) / 2, (1 + band) / 2], axis=0))
-        for band in BANDS
-    }
-
-
-# --------------------------------------------------------------------------- plots
-
-
-def plot_level(data, mle, paths) -> plt.Figure:
-    """Plot the data, the posterior level with 50%/90% bands and the MLE level."""
-    fig, ax = plt.subplots(figsize=(8, 4.2))
-    year = data["year"]
-    ax.plot(year, data["y"], "o", color="grey", ms=3, label="annual flow")
-    draws = paths.get("nuts", next(iter(paths.values())))
-    for band, (low, high) in _bands(draws).items():
-        ax.fill_between(
-            year, low, high, color="tab:blue", alpha=0.45 - 0.25 * band, lw=0
-        )
-    ax.plot(year, np.median(draws, 0), color="tab:blue", label="posterior level")
-    ax.plot(year, mle["smoothed_mean"], "--", color="black", lw=1, label="MLE level")
-    ax.axvline(1898, color="grey", lw=0.8, ls=":")
-    ax.set(
-        xlabel="year",
-        ylabel="flow (1e8 m^3)",
-        title="Nile: smoothed level (FFBS per posterior draw; 50% and 90% bands)",
-    )
-    ax.legend(loc="upper right", fontsize="small")
-    fig.tight_layout()
-    return fig
-
-
-def plot_forecast(data, mle, forecasts) -> plt.Figure:
-    """Plot the last 40 years and the 10-year predictive, Bayesian and MLE."""
-    fig, ax = plt.subplots(figsize=(8, 4.2))
-    year, y = data["year"], data["y"]
-    ahead = year[-1] + 1 + np.arange(HORIZON)
-    ax.plot(year[-40:], y[-40:], "o-", color="grey", ms=3, lw=0.8, label="data")
-    draws = forecasts.get("nuts", next(iter(forecasts.values())))
-    for band, (low, high) in _bands(draws).items():
-        label = f"{band:.0%} predictive interval"
-        ax.fill_between(
-            ahead, low, high, color="tab:blue", alpha=0.45 - 0.25 * band, label=label
-        )
-    ax.plot(ahead, np.median(draws, 0), color="tab:blue", label="predictive median")
-    half = 1.6449 * mle["forecast_sd"]
-    ax.plot(ahead, mle["forecast_mean"] - half, "--", color="black", lw=1)
-    ax.plot(
-        ahead, mle["forecast_mean"] + half, "--", color="black", lw=1, label="MLE 90%"
-    )
-    ax.set(xlabel="year", ylabel="flow (1e8 m^3)", title="Nile: 10-year forecast")
-    ax.legend(loc="upper left", fontsize="small", ncols=2)
-    fig.tight_layout()
-    return fig
-
-
-def plot_variances(fits, mle, reference) -> plt.Figure:
-    """Posterior densities of the two variances with the MLE and published values."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    titles = {"level_variance": "sigma^2_eta", "observation_variance": "sigma^2_eps"}
-    for ax, (name, title) in zip(axes, titles.items(), strict=True):
-        for method, result in fits.items():
-            draws = _variances(result)[name].reshape(-1)
-            ax.hist(draws, bins=40, density=True, histtype="step", color=COLORS[method])
-            ax.plot([], [], color=COLORS[method], label=f"posterior, {method}")
-        ax.axvline(mle[name], color="black", ls="--", label="our MLE")
-        ax.axvline(PUBLISHED[name], color="red", ls=":", label="Durbin & Koopman")
-        if reference is not None:
-            ax.axvline(
-                reference[name], color="green", ls="-.", lw=0.8, label="statsmodels"
-            )
-        ax.set(title=title, xlabel="variance")
-    axes[0].legend(fontsize="x-small")
-    fig.tight_layout()
-    return fig
-
-
-def plot_methods(year, paths) -> plt.Figure:
-    """Plot the level's posterior mean and sd: FFBS (marginal) vs latent states."""
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
-    for method, draws in paths.items():
-        top.plot(year, draws.mean(0), color=COLORS[method], label=method)
-        bottom.plot(year, draws.std(0), color=COLORS[method], label=method)
-    top.set(
-        ylabel="posterior mean of level",
-        title="Level: FFBS per draw (nuts) vs sampled states (latent-nuts)",
-    )
-    bottom.set(xlabel="year", ylabel="posterior sd of level")
-    top.legend(fontsize="small")
-    fig.tight_layout()
-    return fig
-
-
 # -------------------------------------------------------------------------- report
 
 
@@ -427,7 +336,7 @@ def _posterior_table(metrics) -> list[str]:
 
 def _forecast_table(data, forecasts) -> list[str]:
     draws = forecasts.get("nuts", next(iter(forecasts.values())))
-    low, high = _bands(draws)[0.9]
+    low, high = figs.bands(draws)[0.9]
     rows = ["| year | median | 90% interval |", "|---|---|---|"]
     for k in range(HORIZON):
         rows.append(
@@ -487,19 +396,38 @@ def _summary(results, metrics, figures) -> str:
 def report(results: Mapping[str, Any], out_dir: str | Path) -> dict[str, Any]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data, mle = results["data"], results["mle"]
-    metrics = {method: _metrics(result) for method, result in results["fits"].items()}
+    data, mle, fits = results["data"], results["mle"], results["fits"]
+    metrics = {method: _metrics(result) for method, result in fits.items()}
+    variances = {method: _variances(result) for method, result in fits.items()}
     figures = {
-        "level.png": plot_level(data, mle, results["paths"]),
-        "forecast.png": plot_forecast(data, mle, results["forecasts"]),
-        "variances.png": plot_variances(results["fits"], mle, results["statsmodels"]),
+        "level.png": figs.plot_level(data, mle, results["paths"]),
+        "forecast.png": figs.plot_forecast(data, mle, results["forecasts"]),
+        "variances.png": figs.plot_variances(
+            variances, mle, PUBLISHED, results["statsmodels"]
+        ),
     }
     if len(results["paths"]) > 1:
-        figures["methods.png"] = plot_methods(data["year"], results["paths"])
+        figures["methods.png"] = figs.plot_methods(data["year"], results["paths"])
     for name, figure in figures.items():
         figure.savefig(out_dir / name, dpi=120)
         plt.close(figure)
-    (out_dir / "summary.md").write_text(_summary(results, metrics, figures))
+    # The project's standard report: trace/rank/ESS figures per sampler, the check
+    # tables, summary statistics and, with both samplers, their comparison. The
+    # two scales only: the latent sampler's 100 innovations and states would
+    # swamp the tables (its level draws are compared in methods.png instead).
+    diagnostics = pgm.report(
+        fits,
+        out_dir / "diagnostics",
+        title="The Nile, local level model: diagnostics",
+        var_names=list(SCALES),
+    )
+    summary = _summary(results, metrics, figures)
+    summary += (
+        "\n\n## Diagnostics\n\nPer-sampler trace, rank and ESS figures, summary "
+        "statistics of the two scales and the comparison of the samplers: "
+        f"[{diagnostics.relative_to(out_dir)}]({diagnostics.relative_to(out_dir)}).\n"
+    )
+    (out_dir / "summary.md").write_text(summary)
     return {"mle": mle, "statsmodels": results["statsmodels"], "posterior": metrics}
 
 

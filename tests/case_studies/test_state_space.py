@@ -24,11 +24,22 @@ def assert_figures(out_dir, names):
         assert path.read_bytes()[:8] == PNG, name
 
 
+def assert_diagnostics(out_dir, figures):
+    """The project's standard report is in diagnostics/ and linked from summary.md."""
+    report = (out_dir / "diagnostics" / "summary.md").read_text()
+    link = "[diagnostics/summary.md](diagnostics/summary.md)"
+    assert link in (out_dir / "summary.md").read_text()
+    assert_figures(out_dir / "diagnostics", figures)
+    return report
+
+
 def test_nile_quick_run_reproduces_the_published_mle(tmp_path, capsys):
     nile = load("state_space_nile")
     metrics = nile.main(["--quick", "--out-dir", str(tmp_path)])
     assert str(tmp_path) in capsys.readouterr().out
     assert_figures(tmp_path, ("level.png", "forecast.png", "variances.png"))
+    report = assert_diagnostics(tmp_path, ("nuts_trace.png", "nuts_rank.png"))
+    assert "| level_scale |" in report and "| observation_scale |" in report
     assert not (tmp_path / "methods.png").exists()  # --quick: marginal NUTS only
     mle = metrics["mle"]
     assert mle["converged"]
@@ -56,6 +67,8 @@ def test_co2_quick_run_handles_missing_weeks_in_the_filter(tmp_path):
     metrics = co2.main(["--quick", "--out-dir", str(tmp_path)])
     names = ("decomposition.png", "missing.png", "forecast.png", "innovations.png")
     assert_figures(tmp_path, names)
+    report = assert_diagnostics(tmp_path, ())
+    assert "| slope_scale |" in report and "optimizer_converged" in report
     assert metrics["missing_terms_are_zero"]
     # 229 observed weeks: if the model fits, the standardised one-step errors have
     # sd 1 with standard error 1 / sqrt(2 n) = 0.047; 4 standard errors allowed.
