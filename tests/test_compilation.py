@@ -53,6 +53,35 @@ def test_second_mcmc_fit_compiles_nothing(method, count_compilations):
     assert not np.array_equal(first.samples["mu"], second.samples["mu"])
 
 
+@pytest.mark.parametrize(
+    "method, options",
+    [
+        ("laplace", {}),
+        ("map", {}),
+        ("svi", {"num_steps": 300, "num_samples": 100, "progress_bar": False}),
+    ],
+)
+def test_second_optimisation_fit_compiles_nothing(method, options, count_compilations):
+    rng = np.random.default_rng(0)
+    fits = []
+    for seed in range(2):
+        count_compilations.clear()
+        fits.append(
+            pgm.fit(
+                jax.random.key(seed),
+                model,
+                data={"y": rng.normal(2, 1, 30)},
+                method=method,
+                checks=False,
+                **options,
+            )
+        )
+        if seed == 0:
+            assert count_compilations, "the first fit must compile something"
+    assert count_compilations == []
+    assert not np.array_equal(fits[0].samples["mu"], fits[1].samples["mu"])
+
+
 def test_parallel_and_sequential_chains_give_the_same_draws():
     # Both run the same one-chain program with the same per-chain keys. Vectorised
     # chains batch the arithmetic, and NUTS trajectories amplify the last-bit

@@ -17,8 +17,9 @@ search); ``"auto"`` picks Newton up to 500 unconstrained dimensions and L-BFGS
 above. Both run in float64 when ``jax_enable_x64`` is on.
 """
 
+import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import jax
@@ -28,7 +29,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 from numpyro.infer.util import initialize_model
 
-from ._inspect import ModelInfo, enumerated
+from ._inspect import ModelInfo, enumerated, split_data
 from .mcmc import MSG_NOT_ENUMERABLE
 
 __all__ = ["LaplaceError", "run_laplace", "run_map", "OPTIMIZERS", "HESSIAN_REPAIRS"]
@@ -53,7 +54,7 @@ class LaplaceError(ValueError):
     """The Laplace approximation does not exist at the mode found."""
 
 
-def _potential(rng_key, model, data, info):
+def _check_enumerable(info: ModelInfo) -> None:
     not_enumerable = [s for s in info.discrete_sites if s not in info.enumerable_sites]
     if not_enumerable:
         raise ValueError(
@@ -61,14 +62,101 @@ def _potential(rng_key, model, data, info):
                 method="Laplace", sites=not_enumerable, first=not_enumerable[0]
             )
         )
-    model = enumerated(model, info.enumerable_sites)
-    model_info = initialize_model(rng_key, model, model_kwargs=dict(data))
+
+
+def _setup(rng_key, model, kwargs):
+    """Build the flat unconstrained potential, its start, and the maps back."""
+    model_info = initialize_model(rng_key, model, model_kwargs=kwargs)
     init_flat, unravel = ravel_pytree(model_info.param_info.z)
 
     def potential(flat: jax.Array) -> jax.Array:
         return model_info.potential_fn(unravel(flat))
 
     return potential, init_flat, unravel, model_info.postprocess_fn
+
+
+class _ModeProgram:
+    """The compiled mode search and draw evaluation for one model and data layout.
+
+    ``find`` runs, in one XLA program, the model's initialisation, the optimiser,
+    and the gradient (and Hessian) at the mode; ``evaluate`` gives the log density
+    and the constrained values of a batch of flat draws. Both are built once per
+    cache key (model, static data, settings) and reused, so a second fit on data of
+    the same shapes compiles nothing.
+    """
+
+    def __init__(self, model, static, optimizer, max_iterations, tolerance, hessian):
+        self.model = model
+        self.static = dict(static)
+        self.minimise = _minimise_lbfgs if optimizer == "lbfgs" else _minimise_newton
+        self.max_iterations = max_iterations
+        self.tolerance = tolerance
+        self.hessian = hessian
+        self.find = jax.jit(self._find)
+        self.evaluate = jax.jit(self._evaluate)
+
+    def _find(self, rng_key, dynamic):
+        potential, init, _, _ = _setup(rng_key, self.model, {**dynamic, **self.static})
+        mode, iterations, converged = self.minimise(
+            potential, init, self.max_iterations, self.tolerance
+        )
+        found = {
+            "mode": mode,
+            "value": potential(mode),
+            "grad_norm": jnp.max(jnp.abs(jax.grad(potential)(mode))),
+            "iterations": iterations,
+            "converged": converged,
+        }
+        if self.hessian:
+            found["hessian"] = jax.hessian(potential)(mode)
+        return found
+
+    def _evaluate(self, rng_key, dynamic, flat_draws):
+        potential, _, unravel, postprocess = _setup(
+            rng_key, self.model, {**dynamic, **self.static}
+        )
+        log_density = -jax.vmap(potential)(flat_draws)
+        values = jax.vmap(lambda flat: postprocess(unravel(flat)))(flat_draws)
+        return log_density, values
+
+
+_PROGRAMS: dict[Hashable, _ModeProgram] = {}
+_MAX_PROGRAMS = 32
+
+
+def _program(model, info, data, rng_key, optimizer, max_iterations, tolerance, hessian):
+    """Return the cached program for this model, data layout and settings.
+
+    ``optimizer="auto"`` is resolved here from the unconstrained dimension (found by
+    abstract evaluation, so nothing is compiled for it).
+    """
+    original, model = model, enumerated(model, info.enumerable_sites)
+    dynamic, static = split_data(data)
+    if optimizer == "auto":
+        init_shape = jax.eval_shape(
+            lambda key, arrays: _setup(key, model, {**arrays, **static})[1],
+            rng_key,
+            dynamic,
+        )
+        size = math.prod(init_shape.shape)
+        optimizer = "newton" if size <= NEWTON_MAX_DIMENSION else "lbfgs"
+    settings = (optimizer, max_iterations, tolerance, hessian)
+    try:
+        key = (
+            original,
+            info.enumerable_sites,
+            tuple(sorted(static.items(), key=lambda kv: kv[0])),
+            settings,
+        )
+        hash(key)
+    except TypeError:  # unhashable static data: build without caching
+        return _ModeProgram(model, static, *settings), dynamic, optimizer
+    program = _PROGRAMS.get(key)
+    if program is None:
+        if len(_PROGRAMS) >= _MAX_PROGRAMS:
+            _PROGRAMS.pop(next(iter(_PROGRAMS)))
+        program = _PROGRAMS[key] = _ModeProgram(model, static, *settings)
+    return program, dynamic, optimizer
 
 
 def _minimise_lbfgs(potential, init, max_iterations, tolerance):
@@ -144,22 +232,28 @@ def _minimise_newton(potential, init, max_iterations, tolerance):
     return params, iterations, (grad_norm <= tolerance) | floor_reached
 
 
-def _find_mode(potential, init, *, optimizer, max_iterations, tolerance):
-    minimise = _minimise_lbfgs if optimizer == "lbfgs" else _minimise_newton
-    mode, iterations, converged = jax.jit(minimise, static_argnums=(0, 2))(
-        potential, init, max_iterations, tolerance
+def _find_mode(
+    rng_key, model, data, info, *, optimizer, max_iterations, tolerance, hessian
+):
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {optimizer!r}.")
+    program, dynamic, optimizer = _program(
+        model, info, data, rng_key, optimizer, max_iterations, tolerance, hessian
     )
-    grad_norm = float(jnp.max(jnp.abs(jax.grad(potential)(mode))))
-    value = float(potential(mode))
-    if not np.isfinite(value) or not np.all(np.isfinite(np.asarray(mode))):
+    found = jax.device_get(program.find(rng_key, dynamic))
+    if not np.isfinite(found["value"]) or not np.all(np.isfinite(found["mode"])):
         raise ValueError(
             "the optimiser reached a non-finite log density; check the model's "
             "priors and supports, or try optimizer='newton' or method='nuts'."
         )
-    return mode, value, grad_norm, int(iterations), bool(converged)
+    found["optimizer"] = optimizer
+    return program, dynamic, found
 
 
-def _site_names(unravel, size: int) -> list[str]:
+def _site_names(rng_key, model, info, data, size: int) -> list[str]:
+    """Name the site of each flat unconstrained coordinate (for error messages)."""
+    model = enumerated(model, info.enumerable_sites)
+    _, _, unravel, _ = _setup(rng_key, model, dict(data))
     names = []
     for i in range(size):
         basis = jnp.zeros(size).at[i].set(1.0)
@@ -167,26 +261,7 @@ def _site_names(unravel, size: int) -> list[str]:
     return names
 
 
-def _common(rng_key, model, data, info, optimizer, max_iterations, tolerance):
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {optimizer!r}.")
-    init_key, draw_key = jax.random.split(rng_key)
-    potential, init, unravel, postprocess = _potential(init_key, model, data, info)
-    if optimizer == "auto":
-        optimizer = "newton" if init.size <= NEWTON_MAX_DIMENSION else "lbfgs"
-    mode, value, grad_norm, iterations, converged = _find_mode(
-        potential,
-        init,
-        optimizer=optimizer,
-        max_iterations=max_iterations,
-        tolerance=tolerance,
-    )
-    found = (mode, value, grad_norm, iterations, optimizer, converged)
-    return draw_key, potential, found, unravel, postprocess
-
-
-def _constrained(postprocess, unravel, flat_draws) -> dict[str, np.ndarray]:
-    values = jax.vmap(lambda flat: postprocess(unravel(flat)))(flat_draws)
+def _constrained(values: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return {k: np.asarray(v)[None] for k, v in values.items()}
 
 
@@ -208,19 +283,27 @@ def run_laplace(
         raise ValueError(
             f"hessian_repair must be one of {HESSIAN_REPAIRS}; got {hessian_repair!r}."
         )
+    _check_enumerable(info)
     start = time.perf_counter()
-    draw_key, potential, found, unravel, postprocess = _common(
-        rng_key, model, data, info, optimizer, max_iterations, tolerance
+    init_key, draw_key = jax.random.split(rng_key)
+    program, dynamic, found = _find_mode(
+        init_key,
+        model,
+        data,
+        info,
+        optimizer=optimizer,
+        max_iterations=max_iterations,
+        tolerance=tolerance,
+        hessian=True,
     )
-    mode, value, grad_norm, iterations, optimizer, converged = found
-    hessian = jax.jit(jax.hessian(potential))(mode)
-    eigenvalues, vectors = np.linalg.eigh(np.asarray(hessian, dtype=np.float64))
+    mode = found["mode"]
+    eigenvalues, vectors = np.linalg.eigh(np.asarray(found["hessian"], np.float64))
     # Numerically singular counts as not positive definite: the smallest eigenvalue
     # must exceed the rounding error of the largest.
-    resolution = mode.size * np.finfo(np.asarray(mode).dtype).eps * abs(eigenvalues[-1])
+    resolution = mode.size * np.finfo(mode.dtype).eps * abs(eigenvalues[-1])
     if not np.all(np.isfinite(eigenvalues)) or eigenvalues[0] <= resolution:
         if hessian_repair is None:
-            names = _site_names(unravel, mode.size)
+            names = _site_names(init_key, model, info, data, mode.size)
             weight = (
                 np.abs(vectors[:, 0]) ** 2 if np.all(np.isfinite(vectors)) else None
             )
@@ -237,39 +320,44 @@ def run_laplace(
         eigenvalues = np.maximum(np.nan_to_num(eigenvalues, nan=0.0), eigenvalue_floor)
     dimension = mode.size
     log_evidence = (
-        -value
+        -float(found["value"])
         + 0.5 * dimension * np.log(2.0 * np.pi)
         - 0.5 * np.sum(np.log(eigenvalues))
     )
-    noise = jax.random.normal(draw_key, (num_samples, dimension), dtype=mode.dtype)
-    scaled = (np.asarray(noise) / np.sqrt(eigenvalues)) @ vectors.T
-    flat_draws = jnp.asarray(np.asarray(mode) + scaled, dtype=mode.dtype)
+    noise = np.asarray(
+        jax.random.normal(draw_key, (num_samples, dimension), dtype=mode.dtype)
+    )
+    scaled = (noise / np.sqrt(eigenvalues)) @ vectors.T
+    flat_draws = np.concatenate([mode[None], mode + scaled]).astype(mode.dtype)
+    log_density, values = jax.device_get(
+        program.evaluate(init_key, dynamic, flat_draws)
+    )
+    log_p = np.asarray(log_density[1:], dtype=np.float64)
     log_q = (
-        -0.5 * np.sum(np.asarray(noise, dtype=np.float64) ** 2, axis=1)
+        -0.5 * np.sum(noise.astype(np.float64) ** 2, axis=1)
         - 0.5 * dimension * np.log(2.0 * np.pi)
         + 0.5 * np.sum(np.log(eigenvalues))
     )
-    log_p = -np.asarray(jax.jit(jax.vmap(potential))(flat_draws), dtype=np.float64)
-    samples = _constrained(postprocess, unravel, flat_draws)
-    modes = _constrained(postprocess, unravel, mode[None])
+    samples = _constrained({k: v[1:] for k, v in values.items()})
+    modes = _constrained({k: v[:1] for k, v in values.items()})
     stats = {
         "lp": log_p[None],
         "log_weight": (log_p - log_q)[None],
         "log_evidence": np.array([log_evidence]),
         "hessian_condition_number": np.array([eigenvalues[-1] / eigenvalues[0]]),
-        "grad_norm": np.array([grad_norm]),
-        "num_iterations": np.array([iterations]),
+        "grad_norm": np.array([float(found["grad_norm"])]),
+        "num_iterations": np.array([int(found["iterations"])]),
     }
     stats.update({f"{k}_mode": v[:, 0] for k, v in modes.items()})
     settings = {
         "num_samples": num_samples,
-        "optimizer": optimizer,
+        "optimizer": found["optimizer"],
         "max_iterations": max_iterations,
         "tolerance": tolerance,
         "hessian_repair": hessian_repair,
         "eigenvalue_floor": eigenvalue_floor,
         "enumerated_sites": list(info.enumerable_sites),
-        "converged": converged,
+        "converged": bool(found["converged"]),
     }
     return (
         samples,
@@ -289,23 +377,32 @@ def run_map(
     tolerance: float = 1e-5,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
     """Find the posterior mode (on the unconstrained space); one draw, one chain."""
+    _check_enumerable(info)
     start = time.perf_counter()
-    _, _, found, unravel, postprocess = _common(
-        rng_key, model, data, info, optimizer, max_iterations, tolerance
+    init_key, _ = jax.random.split(rng_key)
+    program, dynamic, found = _find_mode(
+        init_key,
+        model,
+        data,
+        info,
+        optimizer=optimizer,
+        max_iterations=max_iterations,
+        tolerance=tolerance,
+        hessian=False,
     )
-    mode, value, grad_norm, iterations, optimizer, converged = found
-    samples = _constrained(postprocess, unravel, mode[None])
+    _, values = jax.device_get(program.evaluate(init_key, dynamic, found["mode"][None]))
+    samples = _constrained(values)
     stats = {
-        "lp": np.array([[-value]]),
-        "grad_norm": np.array([grad_norm]),
-        "num_iterations": np.array([iterations]),
+        "lp": np.array([[-float(found["value"])]]),
+        "grad_norm": np.array([float(found["grad_norm"])]),
+        "num_iterations": np.array([int(found["iterations"])]),
     }
     settings = {
-        "optimizer": optimizer,
+        "optimizer": found["optimizer"],
         "max_iterations": max_iterations,
         "tolerance": tolerance,
         "enumerated_sites": list(info.enumerable_sites),
-        "converged": converged,
+        "converged": bool(found["converged"]),
     }
     return (
         samples,
