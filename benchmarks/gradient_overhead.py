@@ -4,13 +4,17 @@ On the ``logreg`` and ``schools`` workloads of ``nuts_cpu.py``, one chain:
 
 - the gradient's own cost: ``jax.grad`` of the model's potential energy, 2,000
   evaluations inside one compiled ``fori_loop`` (no dispatch overhead), per call;
+- the leapfrog step's cost: NumPyro's ``velocity_verlet`` update (one gradient,
+  the momentum and position updates, a diagonal mass matrix), 2,000 steps inside
+  one compiled ``fori_loop``;
 - NUTS's cost per gradient: two warm fits (compiled programs reused) with the same
-  key, 1000 warmup draws and ``S`` or ``2 S`` draws; the same key makes the first
+  key, 1000 warmup draws and ``S`` or ``5 S`` draws; the same key makes the first
   ``S`` draws identical, so the time difference divided by the leapfrog steps of
-  the extra ``S`` draws is the sampler's time per gradient evaluation.
+  the extra ``4 S`` draws is the sampler's time per gradient evaluation.
 
-The ratio is the sampler's overhead per step (tree building, U-turn checks, the
-collection of draws). Run: ``python benchmarks/gradient_overhead.py`` (writes its
+The ratios split the sampler's time per gradient into the gradient itself, the
+integrator around it, and the rest of NUTS (tree building, the U-turn checks,
+the multinomial choice of the next state, adaptation, the collection of draws). Run: ``python benchmarks/gradient_overhead.py`` (writes its
 table into ``benchmarks/RESULTS.md``).
 """
 
@@ -34,6 +38,7 @@ from nuts_cpu import numpyro_model, workload_data  # noqa: E402
 
 NUM_GRADIENTS = 2000
 NUM_SAMPLES = 1000
+LONG = 5 * NUM_SAMPLES
 
 
 def gradient_seconds(model, data) -> float:
@@ -47,6 +52,34 @@ def gradient_seconds(model, data) -> float:
             return carry + 1e-6 * grad(carry)
 
         return jax.lax.fori_loop(0, NUM_GRADIENTS, body, x)
+
+    many(flat).block_until_ready()
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        many(flat).block_until_ready()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) / NUM_GRADIENTS
+
+
+def leapfrog_seconds(model, data) -> float:
+    from numpyro.infer.hmc_util import euclidean_kinetic_energy, velocity_verlet
+
+    info = initialize_model(jax.random.key(0), model, model_kwargs=data)
+    flat, unravel = jax.flatten_util.ravel_pytree(info.param_info.z)
+    init, update = velocity_verlet(
+        lambda x: info.potential_fn(unravel(x)), euclidean_kinetic_energy
+    )
+    inverse_mass = jnp.ones_like(flat)
+
+    @jax.jit
+    def many(x):
+        state = init(x, jnp.zeros_like(x))
+
+        def body(_, state):
+            return update(1e-3, inverse_mass, state)
+
+        return jax.lax.fori_loop(0, NUM_GRADIENTS, body, state).z
 
     many(flat).block_until_ready()
     times = []
@@ -73,16 +106,16 @@ def nuts_seconds_per_gradient(model, data) -> tuple[float, float]:
         )
         return time.perf_counter() - start, result.sample_stats["n_steps"]
 
-    for num_samples in (NUM_SAMPLES, 2 * NUM_SAMPLES):
+    for num_samples in (NUM_SAMPLES, LONG):
         run(num_samples)  # compile
     short = [run(NUM_SAMPLES) for _ in range(3)]
-    long = [run(2 * NUM_SAMPLES) for _ in range(3)]
+    long = [run(LONG) for _ in range(3)]
     extra_steps = float(np.sum(long[0][1][:, NUM_SAMPLES:]))
     assert np.array_equal(long[0][1][:, :NUM_SAMPLES], short[0][1])
     delta = statistics.median(t for t, _ in long) - statistics.median(
         t for t, _ in short
     )
-    return delta / extra_steps, extra_steps / NUM_SAMPLES
+    return delta / extra_steps, extra_steps / (LONG - NUM_SAMPLES)
 
 
 def main() -> None:
@@ -91,16 +124,19 @@ def main() -> None:
         model, data = numpyro_model(workload), workload_data(workload)
         data = {k: jnp.asarray(v) for k, v in data.items()}
         per_gradient = gradient_seconds(model, data)
+        per_leapfrog = leapfrog_seconds(model, data)
         per_step, steps_per_draw = nuts_seconds_per_gradient(model, data)
         rows.append(
-            f"| {workload} | {per_gradient * 1e6:.1f} | {per_step * 1e6:.1f} | "
-            f"{per_step / per_gradient:.2f} | {steps_per_draw:.1f} |"
+            f"| {workload} | {per_gradient * 1e6:.1f} | {per_leapfrog * 1e6:.1f} | "
+            f"{per_step * 1e6:.1f} | {per_step / per_gradient:.2f} | "
+            f"{per_step / per_leapfrog:.2f} | {steps_per_draw:.1f} |"
         )
     body = (
         "One chain, warm (compiled) runs; medians of 3 (NUTS) or 5 (gradient) "
         "timings.\n\n"
-        "| workload | gradient µs | NUTS µs per gradient | ratio | leapfrog steps "
-        "per draw |\n|---|---|---|---|---|\n" + "\n".join(rows)
+        "| workload | gradient µs | leapfrog step µs | NUTS µs per gradient | "
+        "NUTS / gradient | NUTS / leapfrog | leapfrog steps per draw |\n"
+        "|---|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
     write_section(
         Path(__file__).with_name("RESULTS.md"), "NUTS overhead per gradient", body
