@@ -14,7 +14,8 @@ On the ``logreg`` and ``schools`` workloads of ``nuts_cpu.py``, one chain:
 
 The ratios split the sampler's time per gradient into the gradient itself, the
 integrator around it, and the rest of NUTS (tree building, the U-turn checks,
-the multinomial choice of the next state, adaptation, the collection of draws). Run: ``python benchmarks/gradient_overhead.py`` (writes its
+the multinomial choice of the next state, adaptation, the collection of draws).
+Run: ``python benchmarks/gradient_overhead.py`` (writes its
 table into ``benchmarks/RESULTS.md``).
 """
 
