@@ -36,7 +36,12 @@ on a stratified 80/20 split:
 * reconstructions of test digits, images decoded from prior draws, a straight
   line in latent space between two test digits, and the latent map of the test
   digits coloured by class (for :math:`L > 2`, its first two principal
-  components), with the decoded manifold for :math:`L = 2`.
+  components), with the decoded manifold for :math:`L = 2`;
+* the project's standard report (:func:`numpyro_pgm.report`, in
+  ``<out-dir>/diagnostics``) of each run as a ``method="svi"`` result
+  (:mod:`numpyro_pgm.models.vae_result`): the ELBO of every SVI step, the checks
+  (ELBO settled; Pareto :math:`\hat k` of the importance weights of the codes of
+  three test digits) and the posterior summary of those codes.
 
 One run with the defaults (300 epochs, 256 hidden units, seed 0; about three
 minutes on two CPU cores) gave test ELBOs of -20.1, -18.3 and -18.2 nats per image
@@ -80,13 +85,21 @@ matplotlib.use("Agg")
 import jax  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from numpyro_pgm.models import vae, vae_evaluation, vae_training  # noqa: E402
-from scipy.stats import norm  # noqa: E402
+from numpyro_pgm.case_studies._vae_figures import (  # noqa: E402
+    plot_elbo_curves,
+    plot_interpolation,
+    plot_latent_manifold,
+    plot_latent_map,
+    plot_prior_samples,
+    plot_reconstructions,
+)
+from numpyro_pgm.models import vae, vae_evaluation, vae_result, vae_training  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+import numpyro_pgm as pgm  # noqa: E402
 from numpyro_pgm import datasets  # noqa: E402
 
 TEST_FRACTION = 0.2
@@ -94,6 +107,7 @@ SPLIT_SEED = 20240801
 THRESHOLD = 0.5
 FEW_LABELS = 10
 FEW_LABEL_REPEATS = 10
+DIAGNOSED_DIGITS = (0, 1, 7)  # codes drawn into each run's InferenceResult
 QUICK = {"latent_dims": [2], "num_epochs": 30, "num_importance_samples": 100}
 
 
@@ -144,6 +158,11 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     return settings
 
 
+def _diagnosed(y: np.ndarray) -> np.ndarray:
+    """Return the first test image of each digit in DIAGNOSED_DIGITS (indices)."""
+    return np.array([np.flatnonzero(y == digit)[0] for digit in DIAGNOSED_DIGITS])
+
+
 def fit(args: argparse.Namespace) -> dict[str, Any]:
     data = load_data()
     settings = _settings(args)
@@ -174,10 +193,22 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
             resume=not args.no_resume,
             progress_bar=not args.quick,
         )
+        seconds = time.perf_counter() - start
+        # The run as the project's InferenceResult (method "svi"): ELBO per step,
+        # learned weights, and draws of the codes of one test digit per class
+        # in DIAGNOSED_DIGITS, for pgm.check and pgm.report.
+        inference = vae_result.inference_result(
+            jax.random.fold_in(key, 3),
+            result,
+            data["x_test"][_diagnosed(data["y_test"])],
+            settings={k: v for k, v in settings.items() if k != "latent_dims"},
+            seconds=seconds,
+        )
         runs[latent_dims] = {
             "result": result,
+            "inference": inference,
             "networks": networks,
-            "time": time.perf_counter() - start,
+            "time": seconds,
             "eval_key": jax.random.fold_in(key, 1),
         }
     return {"data": data, "settings": settings, "runs": runs, "seed": args.seed}
@@ -259,141 +290,6 @@ def _pixel_metrics(data: Mapping[str, Any]) -> dict[str, dict[str, float]]:
             "few_label_accuracy": _few_label_accuracy(*features),
         }
     return rows
-
-
-# -------------------------------------------------------------------------- figures
-
-
-def _show_images(axes, images, image_shape=(8, 8)):
-    for ax, image in zip(np.ravel(axes), images, strict=False):
-        ax.imshow(np.reshape(image, image_shape), cmap="gray_r", vmin=0, vmax=1)
-        ax.set_xticks([])
-        ax.set_yticks([])
-
-
-def plot_elbo_curves(runs: Mapping[int, Mapping[str, Any]]):
-    figure, ax = plt.subplots(figsize=(6.5, 4))
-    for index, (latent_dims, run) in enumerate(runs.items()):
-        result, color = run["result"], f"C{index}"
-        epochs = np.arange(1, result.num_epochs + 1)
-        ax.plot(epochs, result.train_elbo, color=color, label=f"L={latent_dims} train")
-        ax.plot(epochs, result.test_elbo, color=color, ls="--", label="test")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("ELBO per image (nats)")
-    lows = [
-        np.nanmin(r["result"].test_elbo[len(r["result"].test_elbo) // 10 :])
-        for r in runs.values()
-    ]
-    ax.set_ylim(bottom=min(lows) - 5)
-    ax.legend(ncol=len(runs), fontsize="small")
-    ax.set_title("ELBO during training")
-    figure.tight_layout()
-    return figure
-
-
-def _one_per_class(y: np.ndarray) -> np.ndarray:
-    return np.array([np.flatnonzero(y == label)[0] for label in np.unique(y)])
-
-
-def plot_reconstructions(runs, data):
-    chosen = _one_per_class(data["y_test"])
-    originals = data["x_test"][chosen]
-    figure, axes = plt.subplots(
-        1 + len(runs), len(chosen), figsize=(len(chosen), 1.1 * (1 + len(runs)))
-    )
-    axes = np.atleast_2d(axes)
-    _show_images(axes[0], originals)
-    axes[0, 0].set_ylabel("data", rotation=0, ha="right")
-    for row, (latent_dims, run) in enumerate(runs.items(), start=1):
-        images = vae_evaluation.reconstruct(
-            run["result"].params, originals, networks=run["networks"]
-        )
-        _show_images(axes[row], np.asarray(images))
-        axes[row, 0].set_ylabel(f"L={latent_dims}", rotation=0, ha="right")
-    figure.suptitle("Test digits and their reconstructions E[x | z = mu(x)]")
-    return figure
-
-
-def plot_prior_samples(runs, num_images: int = 10):
-    figure, axes = plt.subplots(
-        len(runs), num_images, figsize=(num_images, 1.1 * len(runs))
-    )
-    axes = np.atleast_2d(axes)
-    for row, (latent_dims, run) in enumerate(runs.items()):
-        images, _ = vae_evaluation.sample_prior(
-            jax.random.fold_in(run["eval_key"], 2),
-            run["result"].params,
-            networks=run["networks"],
-            num_images=num_images,
-        )
-        _show_images(axes[row], np.asarray(images))
-        axes[row, 0].set_ylabel(f"L={latent_dims}", rotation=0, ha="right")
-    figure.suptitle("New digits: E[x | z] for z drawn from the prior N(0, I)")
-    return figure
-
-
-def plot_interpolation(runs, data, num_steps: int = 10):
-    y = data["y_test"]
-    start, end = np.flatnonzero(y == 1)[0], np.flatnonzero(y == 7)[0]
-    figure, axes = plt.subplots(
-        len(runs), num_steps, figsize=(num_steps, 1.1 * len(runs))
-    )
-    axes = np.atleast_2d(axes)
-    for row, (latent_dims, run) in enumerate(runs.items()):
-        images = vae_evaluation.interpolate(
-            run["result"].params,
-            data["x_test"][start],
-            data["x_test"][end],
-            networks=run["networks"],
-            num_steps=num_steps,
-        )
-        _show_images(axes[row], np.asarray(images))
-        axes[row, 0].set_ylabel(f"L={latent_dims}", rotation=0, ha="right")
-    figure.suptitle("A straight line in latent space from a test 1 to a test 7")
-    return figure
-
-
-def plot_latent_map(runs, metrics, data):
-    latent_dims = min(runs)
-    means = metrics[latent_dims]["test_means"]
-    title = f"Encoder means of the test digits (L={latent_dims})"
-    if latent_dims > 2:
-        centred = means - means.mean(axis=0)
-        _, _, components = np.linalg.svd(centred, full_matrices=False)
-        means = centred @ components[:2].T
-        title += ", first two principal components"
-    figure, ax = plt.subplots(figsize=(6, 5.2))
-    points = ax.scatter(
-        means[:, 0],
-        means[:, 1],
-        c=data["y_test"],
-        cmap="tab10",
-        s=12,
-        vmin=-0.5,
-        vmax=9.5,
-    )
-    figure.colorbar(points, ax=ax, ticks=range(10), label="digit")
-    ax.set_xlabel("latent 1")
-    ax.set_ylabel("latent 2")
-    ax.set_title(title)
-    figure.tight_layout()
-    return figure
-
-
-def plot_latent_manifold(run, grid_size: int = 15):
-    values = norm.ppf(np.linspace(0.03, 0.97, grid_size))
-    z = np.array([[a, b] for b in values[::-1] for a in values], dtype=np.float32)
-    images = np.asarray(
-        vae_evaluation.decode(run["result"].params, z, networks=run["networks"])
-    )
-    canvas = images.reshape(grid_size, grid_size, 8, 8).transpose(0, 2, 1, 3)
-    figure, ax = plt.subplots(figsize=(6, 6))
-    ax.imshow(canvas.reshape(grid_size * 8, grid_size * 8), cmap="gray_r")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title("Decoded latent space (L=2), grid at N(0, 1) quantiles")
-    figure.tight_layout()
-    return figure
 
 
 # --------------------------------------------------------------------------- report
@@ -479,7 +375,39 @@ def report(results: Mapping[str, Any], out_dir: str | Path) -> dict[int, dict]:
     for name, figure in figures.items():
         figure.savefig(out_dir / name, dpi=120)
         plt.close(figure)
-    (out_dir / "summary.md").write_text(_summary(results, metrics, pixel_rows, figures))
+    summary = _summary(results, metrics, pixel_rows, figures)
+    # The project's standard report, one per latent size (the codes differ in
+    # size, so the runs are not compared site by site): the ELBO per SVI step,
+    # the checks (ELBO settled, Pareto k-hat of the importance weights of the
+    # codes of three test digits), and their posterior summary.
+    links = []
+    for latent_dims, run in runs.items():
+        path = pgm.report(
+            {f"L={latent_dims}": run["inference"]},
+            out_dir / "diagnostics" / f"latent_{latent_dims}",
+            title=f"VAE on digits, L={latent_dims}: diagnostics",
+            var_names=["z"],
+        )
+        links.append(
+            f"- L={latent_dims}: [{path.relative_to(out_dir)}]"
+            f"({path.relative_to(out_dir)})"
+        )
+    summary += "\n".join(
+        [
+            "",
+            "## Diagnostics",
+            "",
+            'Each run as a `method="svi"` InferenceResult '
+            "(`numpyro_pgm.models.vae_result`): the ELBO of every SVI step, "
+            "`pgm.check` (ELBO settled; Pareto k-hat of the importance weights "
+            f"p(x, z) / q(z | x) of the codes of the test digits {DIAGNOSED_DIGITS}, "
+            "drawn jointly) and the posterior summary of those codes:",
+            "",
+            *links,
+            "",
+        ]
+    )
+    (out_dir / "summary.md").write_text(summary)
     return {
         dims: {k: v for k, v in values.items() if not k.endswith("_means")}
         for dims, values in metrics.items()

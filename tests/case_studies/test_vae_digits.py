@@ -36,6 +36,14 @@ def test_quick_run_writes_figures_summary_and_resumes(case_study, tmp_path, caps
     assert "| features | test ELBO | IW bound (K=100) | accuracy |" in summary
     assert "| VAE means, L=2 |" in summary and "| grey pixels (64) |" in summary
     assert "CC BY 4.0" in summary and "Alpaydin" in summary
+    # The project's standard report of the run, linked from the summary.
+    diagnostics = tmp_path / "diagnostics" / "latent_2"
+    assert "(diagnostics/latent_2/summary.md)" in summary
+    report = (diagnostics / "summary.md").read_text()
+    assert "elbo_settled" in report and "pareto_khat" in report
+    assert "| z[2, 1] |" in report  # codes of three test digits, L = 2
+    for name in ("L_2_elbo.png", "L_2_pair.png"):
+        assert (diagnostics / name).stat().st_size > 1000, name
     assert set(metrics) == {2}
     values = metrics[2]
     # 64 binary pixels: log p(x) <= 0 and, after a short run, far above the

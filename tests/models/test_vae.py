@@ -26,7 +26,7 @@ import optax
 import pytest
 from numpyro import handlers
 from numpyro.infer import Trace_ELBO, TraceMeanField_ELBO
-from numpyro_pgm.models import vae, vae_evaluation, vae_training
+from numpyro_pgm.models import vae, vae_evaluation, vae_result, vae_training
 from scipy import stats
 
 import numpyro_pgm as pgm
@@ -455,6 +455,64 @@ def test_bad_settings_name_the_argument(networks):
         vae.guide(networks=networks)
     with pytest.raises(TypeError, match="networks must be a vae.Networks"):
         vae.model(x, networks={"encoder": None})
+
+
+# --- the trained VAE as an InferenceResult -----------------------------------------
+
+
+def test_inference_result_holds_the_run_and_draws_from_the_encoder(trained, digits):
+    result, _ = trained
+    x = digits[1][:3]
+    num_samples = 400
+    inference = vae_result.inference_result(
+        jax.random.key(7), result, x, num_samples=num_samples, seconds=1.5
+    )
+    assert inference.method == "svi" and inference.timings["total"] == 1.5
+    assert inference.samples["z"].shape == (1, num_samples, 3, 2)
+    np.testing.assert_array_equal(
+        inference.sample_stats["elbo"][0], -result.step_loss.ravel()
+    )
+    np.testing.assert_array_equal(
+        inference.sample_stats["test_elbo"][0], result.test_elbo
+    )
+    learned = inference.groups["learned_params"]
+    assert any(name.startswith("decoder$params") for name in learned)
+    assert any(name.startswith("encoder$params") for name in learned)
+    assert all(value.shape[0] == 1 for value in learned.values())
+    inference.to_datatree()  # every name is a valid DataTree variable
+    assert {f.name for f in pgm.check(inference)} == {"elbo_settled", "pareto_khat"}
+    # The draws are those of q(z | x): their means match the encoder's means.
+    loc, scale = vae_evaluation.encode(result.params, x, networks=result.networks)
+    z = inference.samples["z"][0]
+    se = np.asarray(scale) / np.sqrt(num_samples)
+    assert np.all(np.abs(z.mean(axis=0) - np.asarray(loc)) <= Z * se)
+    # E_q[log w] summed over the images equals the same expectation estimated by
+    # vae_evaluation.log_weights from independent draws, within Monte Carlo error.
+    # (Dropping the prior term log p(z) would shift it by O(1) nats per image.)
+    log_w = np.asarray(inference.sample_stats["log_weight"][0], np.float64)
+    other = np.asarray(
+        vae_evaluation.log_weights(
+            jax.random.key(8),
+            result.params,
+            x,
+            networks=result.networks,
+            num_samples=num_samples,
+        ),
+        np.float64,
+    ).sum(axis=1)
+    assert abs(log_w.mean() - other.mean()) <= Z * np.hypot(_se(log_w), _se(other))
+
+
+def test_inference_result_refuses_bad_input(trained, digits):
+    result, _ = trained
+    with pytest.raises(TypeError, match="training must be the TrainingResult"):
+        vae_result.inference_result(jax.random.key(0), result._asdict(), digits[1][:2])
+    with pytest.raises(ValueError, match="x_test|x"):
+        vae_result.inference_result(jax.random.key(0), result, digits[1][:2, :10])
+    with pytest.raises(ValueError, match="num_samples"):
+        vae_result.inference_result(
+            jax.random.key(0), result, digits[1][:2], num_samples=0
+        )
 
 
 # --- the generic entry point ------------------------------------------------------
