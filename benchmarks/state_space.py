@@ -5,12 +5,13 @@ Three parts, written as sections of ``benchmarks/results/state_space.md``:
 - ``nuts``: NUTS on the Nile local level model (case study ``state_space_nile``'s
   priors), with the level integrated out by the Kalman filter
   (``local_level_model``) and with the 100 levels as explicit non-centred latent
-  variables (``latent_state_model``, at target acceptance 0.95 as in the case
-  study; at 0.8 it diverges tens to hundreds of times): 4 chains x 1,000 warm-up
-  + 1,000 draws. The
-  effective sample size of the two variances (the smaller of the two, bulk ESS of
-  NumPyro), the run time of a first fit (with compilation) and of a second fit with
-  another key (compiled programs reused), and ESS per second of the second.
+  variables (``latent_state_model``, as in the case study at target acceptance
+  0.95, where 0.8 diverges tens of times, and started at the prior median, where
+  NumPyro's default start can stall a chain in warm-up): 4 chains x 1,000 warm-up
+  + 1,000 draws. The effective sample size of the two variances (the smaller of
+  the two, bulk ESS of NumPyro), the run time of a first fit (with compilation)
+  and of a second fit with another key (compiled programs reused), and ESS per
+  second of the second.
 - ``mle``: the Nile maximum-likelihood fit: our Kalman filter with scipy's L-BFGS on
   the log-variances (float64, jitted value and gradient; the case study's
   ``maximum_likelihood`` without its smoother and forecast) against statsmodels'
@@ -200,6 +201,10 @@ COLUMNS = {
 }
 
 
+def _load(averages: tuple[float, float, float]) -> str:
+    return "/".join(f"{value:.1f}" for value in averages)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=sorted(PARTS), required=True)
@@ -209,6 +214,7 @@ def main() -> None:
     if args.variant:
         print(json.dumps(MEASURE[args.part](args.variant)))
         return
+    load_before = os.getloadavg()
     runs = run_variants(
         Path(__file__),
         PARTS[args.part],
@@ -219,7 +225,9 @@ def main() -> None:
     table = markdown_table(medians(runs), columns, baseline=baseline, ratio_of=ratio_of)
     machine = (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
-        f"{args.repeats} repeat(s), {time.strftime('%Y-%m-%d')}"
+        f"{args.repeats} repeat(s), {time.strftime('%Y-%m-%d')}; load average "
+        f"(1, 5, 15 min; the machine is shared) {_load(load_before)} before and "
+        f"{_load(os.getloadavg())} after"
     )
     body = "\n\n".join([_description(args.part), f"Machine: {machine}.", table])
     write_section(RESULTS, args.part, body)

@@ -276,6 +276,13 @@ def _with(name, value):
             r"eigenvalue \(-1\)",
         ),
         (
+            lambda: kalman.kalman_filter(
+                _with("observation_cov", [[1.0, 0.0], [0.0, -0.5]]), jnp.zeros((3, 2))
+            ),
+            r"observation_cov must be a symmetric positive semi-definite.*negative "
+            r"eigenvalue \(-0.5\).*L @ L.T",
+        ),
+        (
             lambda: kalman.parallel_kalman_filter(
                 _with("observation_cov", [[1.0, 0.5], [0.0, 1.0]]), jnp.zeros((3, 2))
             ),
