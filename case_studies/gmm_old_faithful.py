@@ -54,8 +54,12 @@ Outputs in ``--out-dir/<data>/``: ``clusters.png`` (data, MAP clusters, posterio
 ellipses with draws showing their uncertainty), ``responsibilities.png``,
 ``trace.png`` (trace and rank plots of the relabelled means), ``objectives.png``
 (ELBO and log-likelihood curves), ``methods.png`` (component means per method),
-``k_selection.png`` and ``summary.md``. ``--quick`` runs tiny settings (a smoke
-run; most of its time is compilation).
+``k_selection.png``, ``summary.md`` (per method the posterior means, run time,
+ESS per second of the samplers and, for the penguins, the adjusted Rand index) and
+``diagnostics/`` (the project's standard report, :func:`numpyro_pgm.report`, of the
+NUTS, Gibbs and SVI fits, relabelled). The figures are drawn by the private
+sibling modules ``_gmm_figures`` and ``_gmm_summary``. ``--quick`` runs tiny
+settings (a smoke run; most of its time is compilation).
 
 References
 ----------
@@ -72,6 +76,7 @@ References
 """
 
 import argparse
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -86,7 +91,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from arviz_stats.base import array_stats  # noqa: E402
-from matplotlib.patches import Ellipse  # noqa: E402
+from numpyro_pgm.case_studies import _gmm_figures as figs  # noqa: E402
+from numpyro_pgm.case_studies._gmm_summary import (  # noqa: E402
+    summary_markdown as summarise,
+)
 from numpyro_pgm.models import (  # noqa: E402
     gmm,
     gmm_cavi,
@@ -102,10 +110,7 @@ from numpyro_pgm import datasets  # noqa: E402
 DATA = ("old_faithful", "penguins")
 METHODS = ("nuts", "gibbs", "cavi", "svi-meanfield", "svi-autonormal", "em")
 MCMC = ("nuts", "gibbs")
-COLORS = dict(zip(METHODS, ("black", "tab:blue", "tab:green", "tab:red",
-                            "tab:purple", "tab:orange"), strict=True))  # fmt: skip
 NUM_COMPONENTS = {"old_faithful": 2, "penguins": 3}
-PLOT_FEATURES = {"old_faithful": (0, 1), "penguins": (0, 1)}
 MODEL_KWARGS = {
     "learn_covariance": True,
     "covariance_prior": "wishart",
@@ -294,6 +299,7 @@ def _align(fits: Mapping[str, dict]) -> np.ndarray:
     for values in fits.values():
         relabelling = gmm_labels.relabel(values["mu"], reference=reference)
         permutations = relabelling.permutations
+        values["permutations"] = permutations
         values["mu"] = relabelling.mu
         values["pi"] = gmm_labels.apply_permutations(values["pi"], permutations)
         values["cov"] = gmm_labels.apply_permutations(
@@ -377,264 +383,22 @@ def _rhat_relabelled(values: Mapping[str, Any]) -> float:
     return float(np.max(array_stats.rhat(flat, chain_axis=0, draw_axis=1)))
 
 
-# --------------------------------------------------------------------------- plots
-
-
-def _to_raw(data, mu, cov, features):
-    """Means and covariances of the two plotted features in the original units."""
-    index = np.asarray(features)
-    scale, mean = data["scale"][index], data["mean"][index]
-    mu = mu[..., index] * scale + mean
-    cov = cov[..., index[:, None], index[None, :]] * np.outer(scale, scale)
-    return mu, cov
-
-
-def _ellipse(ax, mean, cov, **style):
-    """Add the 2-sd ellipse of a 2-D Gaussian."""
-    eigenvalues, eigenvectors = np.linalg.eigh(cov)
-    angle = np.degrees(np.arctan2(eigenvectors[1, -1], eigenvectors[0, -1]))
-    width, height = 4 * np.sqrt(eigenvalues[::-1])
-    ax.add_patch(Ellipse(mean, width, height, angle=angle, fill=False, **style))
-
-
-def plot_clusters(entry, metrics, method):
-    """Plot the data by MAP cluster with posterior ellipses and their uncertainty."""
-    data, values = entry["data"], entry["fits"][method]
-    features = PLOT_FEATURES[data["name"]]
-    raw = data["raw"][:, features]
-    fig, ax = plt.subplots(figsize=(6.5, 5))
-    assignment = metrics[method]["assignment"]
-    certainty = metrics[method]["responsibilities"].max(-1)
-    palette = plt.get_cmap("tab10")
-    markers = ("o", "s", "^", "D", "v", "P")
-    groups = data["labels"] if data["labels"] is not None else np.zeros(len(raw), int)
-    for group in np.unique(groups):
-        members = groups == group
-        label = data["label_names"][group] if data["labels"] is not None else None
-        ax.scatter(
-            raw[members, 0],
-            raw[members, 1],
-            c=[palette(k) for k in assignment[members]],
-            s=10 + 30 * (1 - certainty[members]) * 2,
-            marker=markers[group % len(markers)],
-            alpha=0.7,
-            edgecolors="none",
-            label=label,
-        )
-    if _is_draws(values):
-        mu = values["mu"].reshape(-1, *values["mu"].shape[-2:])
-        cov = values["cov"].reshape(-1, *values["cov"].shape[-3:])
-        rng = np.random.default_rng(0)
-        for draw in rng.choice(mu.shape[0], size=min(40, mu.shape[0]), replace=False):
-            mu_raw, cov_raw = _to_raw(data, mu[draw], cov[draw], features)
-            for k in range(mu_raw.shape[0]):
-                _ellipse(ax, mu_raw[k], cov_raw[k], color=palette(k), lw=0.4, alpha=0.3)
-        mean_mu, mean_cov = mu.mean(0), cov.mean(0)
-    else:
-        mean_mu, mean_cov = values["mu"], values["cov"]
-    mu_raw, cov_raw = _to_raw(data, mean_mu, mean_cov, features)
-    for k in range(mu_raw.shape[0]):
-        _ellipse(ax, mu_raw[k], cov_raw[k], color=palette(k), lw=2)
-        ax.plot(*mu_raw[k], "x", color="black", ms=8)
-    names = data["feature_names"]
-    ax.set(
-        xlabel=names[features[0]],
-        ylabel=names[features[1]],
-        title=f"{data['name']}: {method} MAP clusters, 2-sd ellipses "
-        "(thin: posterior draws); larger points are less certain",
-    )
-    ax.title.set_fontsize("small")
-    if data["labels"] is not None:
-        ax.legend(title="species (marker)", fontsize="small")
-    fig.tight_layout()
-    return fig
-
-
-def plot_responsibilities(entry, metrics):
-    """Per point, the largest responsibility, sorted, for every method."""
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for method, row in metrics.items():
-        certainty = np.sort(row["responsibilities"].max(-1))
-        ax.plot(certainty, color=COLORS[method], label=method)
-    ax.set(
-        xlabel="points, sorted",
-        ylabel=r"$\max_k\, p(z_n = k \mid x)$",
-        title=f"{entry['data']['name']}: how certain each assignment is",
-        ylim=(1 / entry["num_components"] - 0.02, 1.02),
-    )
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    return fig
-
-
-def plot_trace(entry):
-    """Trace and rank plots of the relabelled means of the MCMC methods."""
-    methods = [m for m in MCMC if m in entry["fits"]]
-    num_components = entry["num_components"]
-    num_rows = len(methods) * num_components
-    fig, axes = plt.subplots(num_rows, 2, figsize=(9, 1.6 * num_rows), squeeze=False)
-    for row, (method, k) in enumerate(
-        (m, k) for m in methods for k in range(num_components)
-    ):
-        draws = entry["fits"][method]["mu"][..., k, 0]
-        trace_ax, rank_ax = axes[row]
-        for chain in draws:
-            trace_ax.plot(chain, lw=0.5)
-        trace_ax.set_ylabel(f"{method}\nmu[{k}, 0]", fontsize="small")
-        ranks = np.argsort(np.argsort(draws.ravel())).reshape(draws.shape)
-        bins = np.linspace(0, draws.size, 21)
-        for chain in ranks:
-            rank_ax.hist(chain, bins=bins, histtype="step")
-        rank_ax.axhline(draws.shape[1] / 20, color="grey", ls=":")
-    axes[0, 0].set_title("trace (relabelled)")
-    axes[0, 1].set_title("rank histograms per chain (uniform when mixed)")
-    fig.tight_layout()
-    return fig
-
-
-def plot_objectives(entry):
-    """SVI ELBO per step, CAVI ELBO per sweep, EM log-likelihood per iteration."""
-    fits = entry["fits"]
-    panels = [
-        ("SVI: ELBO per step", [m for m in fits if m.startswith("svi")]),
-        ("CAVI: ELBO per sweep", [m for m in fits if m == "cavi"]),
-        ("EM: log-likelihood per iteration", [m for m in fits if m == "em"]),
-    ]
-    panels = [(title, methods) for title, methods in panels if methods]
-    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4 * len(panels), 3.5))
-    for ax, (title, methods) in zip(np.atleast_1d(axes), panels, strict=False):
-        for method in methods:
-            curve = fits[method]["curve"]
-            ax.plot(np.arange(1, curve.size + 1), curve, color=COLORS[method],
-                    label=method)  # fmt: skip
-        if title.startswith("SVI"):
-            low = min(np.nanquantile(fits[m]["curve"], 0.2) for m in methods)
-            high = max(np.nanmax(fits[m]["curve"]) for m in methods)
-            ax.set_ylim(low, high + 0.05 * (high - low))
-        ax.set(title=title, xlabel="iteration")
-        ax.title.set_fontsize("small")
-        ax.legend(fontsize="small")
-    fig.tight_layout()
-    return fig
-
-
-def plot_methods(entry, metrics):
-    """Component means (standardised units) per method, with +-2 sd where known."""
-    num_components = entry["num_components"]
-    dim = entry["data"]["x"].shape[1]
-    labels = [f"mu[{k}, {j}]" for k in range(num_components) for j in range(dim)]
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(labels) + 1.5))
-    positions = np.arange(len(labels))[::-1]
-    width = 0.8 / len(metrics)
-    for offset, (method, row) in enumerate(metrics.items()):
-        mean, sd = row["mu"].ravel(), np.asarray(row["mu_sd"]).ravel()
-        y = positions + 0.4 - width * (offset + 0.5)
-        ax.hlines(y, mean - 2 * sd, mean + 2 * sd, color=COLORS[method])
-        ax.plot(mean, y, "o", ms=3, color=COLORS[method], label=method)
-    ax.set_yticks(positions, labels, fontsize="small")
-    ax.set(
-        xlabel="component mean (standardised units), +-2 sd",
-        title=f"{entry['data']['name']}: component means by method (relabelled)",
-    )
-    ax.legend(fontsize="small", loc="best")
-    fig.tight_layout()
-    return fig
-
-
-def plot_selection(selection):
-    """ELPD (PSIS-LOO) and the Laplace log evidence against K."""
-    table = selection.table
-    candidates = table.index.to_numpy()
-    fig, (loo_ax, evidence_ax) = plt.subplots(1, 2, figsize=(9, 3.6))
-    loo_ax.errorbar(candidates, table["elpd_loo"], yerr=table["elpd_loo_se"],
-                    fmt="o-", color="black")  # fmt: skip
-    loo_ax.set(xlabel="K", ylabel="elpd (PSIS-LOO) +- se", title="PSIS-LOO")
-    evidence_ax.plot(candidates, table["log_evidence"], "o-", color="tab:blue",
-                     label="one mode + log K!")  # fmt: skip
-    evidence_ax.plot(candidates, table["log_evidence_mode"], "o:", color="grey",
-                     label="one mode (uncorrected)")  # fmt: skip
-    evidence_ax.set(xlabel="K", ylabel="log p(x | K)", title="Laplace evidence")
-    evidence_ax.legend(fontsize="small")
-    fig.tight_layout()
-    return fig
-
-
 # -------------------------------------------------------------------------- report
 
 
-def _fmt(values) -> str:
-    return "[" + ", ".join(f"{v:.3f}" for v in np.ravel(values)) + "]"
-
-
-def _markdown_table(table) -> list[str]:
-    columns = [table.index.name, *table.columns]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for index, row in table.iterrows():
-        cells = [str(index)]
-        for value in row:
-            is_float = isinstance(value, float | np.floating)
-            cells.append(f"{value:.2f}" if is_float else str(value))
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
-def _summary(entry, metrics) -> str:
-    data = entry["data"]
-    dataset = data["dataset"]
-    lines = [
-        f"# Gaussian mixture: {data['name']}",
-        "",
-        f"Data: {data['x'].shape[0]} points, features {data['feature_names']} "
-        f"(standardised). Licence: {dataset.license}. Citation: {dataset.citation}",
-        f"Model: gmm.model with K = {entry['num_components']}, {MODEL_KWARGS}.",
-        "",
-        "## Methods (components relabelled to the EM solution)",
-        "",
-        "| method | pi | mu (standardised, row-major) | max gap to NUTS (sds) | "
-        "run time (s) | min ESS | ESS/s | relabelled R-hat | ARI |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    nuts = metrics.get("nuts")
-    for method, row in metrics.items():
-        gap = np.nan
-        if nuts is not None:
-            gap = float(np.max(np.abs(row["mu"] - nuts["mu"]) / nuts["mu_sd"]))
-        lines.append(
-            f"| {method} | {_fmt(row['pi'])} | {_fmt(row['mu'])} | {gap:.2f} | "
-            f"{row['time']:.1f} | {row['ess']:.0f} | {row['ess_per_second']:.1f} | "
-            f"{row.get('rhat', np.nan):.3f} | {row['ari']:.3f} |"
+def _relabelled_result(values: Mapping[str, Any]) -> pgm.InferenceResult:
+    """Return the fit's ``InferenceResult`` with its component sites relabelled."""
+    result, permutations = values["result"], values["permutations"]
+    posterior = dict(result.samples)
+    posterior["pi"], posterior["mu"] = values["pi"], values["mu"]
+    if "obs_precision" in posterior:
+        posterior["obs_precision"] = gmm_labels.apply_permutations(
+            posterior["obs_precision"], permutations, axis=-3
         )
-    lines += [
-        "",
-        "Gap: the largest |mean - NUTS mean| over the components' coordinates, in "
-        "NUTS posterior sds. Run times include compilation (the first fit of a "
-        "program compiles it) and depend on the load of the machine. "
-        "ESS: the smallest bulk ESS over the relabelled pi and mu; ESS/s divides it "
-        "by the run time. ARI: adjusted Rand index of the MAP assignment (mean "
-        "responsibilities) against the species (penguins only). EM is maximum "
-        "likelihood; the others estimate the posterior mean.",
-        "",
-    ]
-    selection = entry["selection"]
-    if selection is not None:
-        lines += [
-            "## Choosing K",
-            "",
-            *_markdown_table(selection.table),
-            "",
-            f"PSIS-LOO prefers K = {selection.best_loo}; the corrected Laplace "
-            f"evidence prefers K = {selection.best_evidence}. The Laplace evidence of "
-            "one mode is corrected by log K! for the K! equivalent labellings; the "
-            "correction overcounts when components overlap (too large a K).",
-            "",
-            *[f"- {note}" for note in selection.notes],
-            "",
-        ]
-    lines += ["## Convergence checks (raw labels, as the sampler produced them)", ""]
-    for method, row in metrics.items():
-        if "report" in row:
-            lines += [f"### {method}", "", row["report"].to_markdown(), ""]
-    return "\n".join(lines)
+    if "z" in posterior:  # new label j is the old label permutations[j]
+        inverse = np.argsort(permutations, axis=-1)
+        posterior["z"] = np.take_along_axis(inverse, posterior["z"], axis=-1)
+    return dataclasses.replace(result, groups={**result.groups, "posterior": posterior})
 
 
 def report(results: Mapping[str, Any], out_dir: str | Path) -> dict[str, dict]:
@@ -647,22 +411,44 @@ def report(results: Mapping[str, Any], out_dir: str | Path) -> dict[str, dict]:
         metrics = _metrics(entry)
         for method, row in metrics.items():
             row["rhat"] = _rhat_relabelled(entry["fits"][method])
-        reference = "nuts" if "nuts" in entry["fits"] else next(iter(entry["fits"]))
+        fits = entry["fits"]
+        reference = "nuts" if "nuts" in fits else next(iter(fits))
         figures = {
-            "clusters.png": plot_clusters(entry, metrics, reference),
-            "responsibilities.png": plot_responsibilities(entry, metrics),
-            "methods.png": plot_methods(entry, metrics),
+            "clusters.png": figs.plot_clusters(entry, metrics, reference),
+            "responsibilities.png": figs.plot_responsibilities(entry, metrics),
+            "methods.png": figs.plot_methods(entry, metrics),
         }
-        if any(m in entry["fits"] for m in MCMC):
-            figures["trace.png"] = plot_trace(entry)
-        if any("curve" in values for values in entry["fits"].values()):
-            figures["objectives.png"] = plot_objectives(entry)
+        if any(m in fits for m in MCMC):
+            figures["trace.png"] = figs.plot_trace(entry)
+        if any("curve" in values for values in fits.values()):
+            figures["objectives.png"] = figs.plot_objectives(entry)
         if entry["selection"] is not None:
-            figures["k_selection.png"] = plot_selection(entry["selection"])
+            figures["k_selection.png"] = figs.plot_selection(entry["selection"])
         for file_name, figure in figures.items():
             figure.savefig(folder / file_name, dpi=110)
             plt.close(figure)
-        (folder / "summary.md").write_text(_summary(entry, metrics))
+        # The project's standard report of the InferenceResult fits (NUTS, Gibbs,
+        # SVI): trace/rank/ESS/ELBO figures, check tables, summary statistics and
+        # the comparison with NUTS, on the relabelled pi and mu.
+        sampled = {m: _relabelled_result(v) for m, v in fits.items() if _is_draws(v)}
+        diagnostics = None
+        if sampled:
+            path = pgm.report(
+                sampled,
+                folder / "diagnostics",
+                title=f"Gaussian mixture on {name} (K = {entry['num_components']}): "
+                "diagnostics",
+                var_names=["pi", "mu"],
+            )
+            diagnostics = str(path.relative_to(folder))
+        summary = summarise(
+            entry,
+            metrics,
+            model_kwargs=MODEL_KWARGS,
+            figures=list(figures),
+            diagnostics=diagnostics,
+        )
+        (folder / "summary.md").write_text(summary)
         all_metrics[name] = metrics
     return all_metrics
 
@@ -692,7 +478,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-chains", type=int, default=4)
     parser.add_argument("--num-steps", type=int, default=5000, help="SVI steps")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out-dir", default="results/gmm_clustering")
+    parser.add_argument("--out-dir", default="results/gmm_old_faithful")
     parser.add_argument("--quick", action="store_true",
                         help=f"tiny settings for a smoke run: {QUICK}")  # fmt: skip
     return parser

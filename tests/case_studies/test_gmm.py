@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "case_studies" / "gmm_clustering.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "case_studies" / "gmm_old_faithful.py"
 
 
 @pytest.fixture(scope="module")
 def case_study():
-    spec = importlib.util.spec_from_file_location("gmm_clustering", SCRIPT)
+    spec = importlib.util.spec_from_file_location("gmm_old_faithful", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
