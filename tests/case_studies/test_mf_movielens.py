@@ -98,6 +98,14 @@ def test_quick_run_with_every_method(movielens, tmp_path):
     assert set(metrics) == {*mf_movielens.METHODS, *mf_movielens.BASELINES}
     summary = (tmp_path / "summary.md").read_text()
     assert "largest split R-hat" in summary
+    # The project's standard report of the Gibbs and SVI fits, linked.
+    assert "[diagnostics/summary.md](diagnostics/summary.md)" in summary
+    report = (tmp_path / "diagnostics" / "summary.md").read_text()
+    assert "## gibbs (gibbs)" in report and "## svi (svi)" in report
+    assert "| obs_precision | svi |" in report  # the comparison table
+    for name in ("gibbs_trace.png", "gibbs_rank.png", "svi_elbo.png", "methods.png"):
+        path = tmp_path / "diagnostics" / name
+        assert path.stat().st_size > 1000, name
     for method in mf_movielens.METHODS:
         assert metrics[method]["rmse"] < metrics["global mean"]["rmse"] - 0.05
         assert 0.8 < metrics[method]["coverage"] < 0.97

@@ -389,6 +389,9 @@ def test_cavi_recovers_the_low_rank_matrix(small, fits, all_cells):
     oracle = 0.5 * math.sqrt(2 * (30 + 20) / NUM_TRAIN)
     assert error <= 2 * oracle
     assert error <= 0.5 * np.sqrt(np.mean(truth**2))
+    # The bound has power: the same estimate with its users shuffled fails it.
+    shuffled = estimate[np.random.default_rng(0).permutation(estimate.shape[0])]
+    assert np.sqrt(np.mean((shuffled - truth) ** 2)) > 2 * oracle
     np.testing.assert_allclose(
         np.linalg.svd(estimate, compute_uv=False)[:2],
         np.linalg.svd(truth, compute_uv=False)[:2],
@@ -424,6 +427,12 @@ def test_methods_agree_on_predictions(small, fits, all_cells):
         assert np.sqrt(np.mean(gap**2)) <= tolerance, name
         # Mean-field underestimates posterior spread but not by half here.
         assert 0.5 <= np.median(other.loc_sd / gibbs.loc_sd) <= 1.1, name
+    # The tolerance has power: CAVI's predictions for the wrong items fail it.
+    wrong = mfp.predict(
+        jax.random.key(21), fits["cavi"], user, (item + 1) % 20, num_draws=None
+    )
+    gap = (wrong.mean - gibbs.mean) / gibbs.loc_sd
+    assert np.sqrt(np.mean(gap**2)) > 0.25 + Z * math.sqrt(1 / ess + 1 / 1000)
 
 
 def test_gibbs_predictive_intervals_cover_held_out_ratings(small, fits):

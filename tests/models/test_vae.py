@@ -116,6 +116,8 @@ def test_analytic_kl_equals_its_monte_carlo_estimate(trained, digits):
     mc, se = log_ratio.mean(axis=0), log_ratio.std(axis=0, ddof=1) / np.sqrt(4000)
     analytic = np.asarray(vae.kl_divergence(loc, scale))
     assert np.all(np.abs(mc - analytic) <= Z * se), (mc, analytic, se)
+    # The check has power: a KL missing its factor 1/2 is rejected for every image.
+    assert np.all(np.abs(mc - 2 * analytic) > Z * se)
 
 
 @functools.cache
@@ -180,6 +182,10 @@ def test_reconstructions_beat_the_mean_image(trained, digits):
     mean_error = ((x_train.mean(axis=0) - x_test) ** 2).sum(axis=1)
     improvement = mean_error - recon_error
     assert improvement.mean() > Z * _se(improvement)
+    # The check has power: the untrained networks' reconstructions do not pass.
+    untrained = np.asarray(vae_evaluation.reconstruct({}, x_test, networks=networks))
+    worse = mean_error - ((untrained - x_test) ** 2).sum(axis=1)
+    assert not worse.mean() > Z * _se(worse)
 
 
 def _elbo_and_bound(params, x, networks, num_samples):
@@ -213,6 +219,10 @@ def test_importance_weighted_bound_is_above_the_elbo(trained, digits):
     elbo, bound = _elbo_and_bound(result.params, digits[1], networks, 64)
     gap = bound - elbo
     assert gap.mean() > Z * _se(gap)
+    # With K = 1 the "bound" is the ELBO itself (E[L_1] = ELBO): no gap.
+    elbo, bound_1 = _elbo_and_bound(result.params, digits[1], networks, 1)
+    gap_1 = bound_1 - elbo
+    assert abs(gap_1.mean()) <= Z * _se(gap_1)
 
 
 def _linear_gaussian(rng_key, num_pixels, latent_dims):
