@@ -72,7 +72,9 @@ class ChainProgram:
         total = num_warmup + num_samples
         self.rate = max(1, total // _NUM_UPDATES)
         if chain_method == "parallel":
-            self._compiled = jax.pmap(self._one_chain)
+            # The data are broadcast to every device by pmap itself (in_axes=None),
+            # not replicated beforehand by one small compiled program per array.
+            self._compiled = jax.pmap(self._one_chain, in_axes=(0, None, 0))
         elif chain_method == "vectorized":
             self._compiled = jax.jit(self._vectorized_chains)
         else:
@@ -171,11 +173,8 @@ class ChainProgram:
         bars = self._open_bars(num_chains, total)
         try:
             if self.chain_method == "parallel":
-                chains = jnp.arange(num_chains)
-                replicated = jax.tree.map(
-                    lambda x: jnp.broadcast_to(x, (num_chains, *jnp.shape(x))), dynamic
-                )
-                draws, stats = self._compiled(keys, replicated, chains)
+                chains = np.arange(num_chains)
+                draws, stats = self._compiled(keys, dynamic, chains)
             elif self.chain_method == "vectorized":
                 draws, stats = self._compiled(keys, dynamic, jnp.asarray(0))
             else:
