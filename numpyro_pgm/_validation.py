@@ -192,6 +192,15 @@ def _check_finite_value(label: str, value: Any, *, allow_nan: bool) -> None:
         return
     num_nan = int(np.isnan(array).sum())
     num_inf = int(np.isinf(array).sum())
+    if allow_nan and num_nan and num_nan == array.size:
+        # The model is traced abstractly, so its own check of concrete data never
+        # runs: an all-missing argument must be caught here.
+        raise ValueError(
+            f"{label} has no observed value: all {num_nan} entries are NaN (NaN "
+            "marks a missing value), so the likelihood is constant and the data say "
+            "nothing. Pass at least one observation; to draw from the model without "
+            "data, leave the argument out."
+        )
     if num_inf or (num_nan and not allow_nan):
         where = np.argwhere(~np.isfinite(array))[:3].tolist()
         raise ValueError(
