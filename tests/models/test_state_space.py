@@ -170,7 +170,7 @@ def test_bad_input_raises_with_a_fix(call, match):
 
 
 def test_fit_reports_an_all_missing_series_by_name():
-    with pytest.raises(ValueError, match=r"y has no observed value"):
+    with pytest.raises(ValueError, match=r"data\['y'\] has no observed value.* 5 "):
         pgm.fit(
             jax.random.key(0),
             ss.local_level_model,
