@@ -194,11 +194,22 @@ def _log_prior(params: MixtureParams, prior) -> Array:
     return log_dirichlet + jnp.sum(log_inv_wishart + log_normal)
 
 
+def _prior_vector(prior: EMPrior, name: str, size: int, per: str, dtype) -> Array:
+    value = jnp.asarray(getattr(prior, name), dtype)
+    if value.shape not in ((), (size,)):
+        raise ValueError(
+            f"prior.{name} must be a scalar or have shape ({size},), one value per "
+            f"{per}; got shape {value.shape}. Pass EMPrior({name}=...) with one "
+            f"value per {per}, or a scalar for all."
+        )
+    return jnp.broadcast_to(value, (size,))
+
+
 def _prior_arrays(prior: EMPrior, num_components: int, dim: int, dtype):
-    concentration = jnp.broadcast_to(
-        jnp.asarray(prior.concentration, dtype), (num_components,)
+    concentration = _prior_vector(
+        prior, "concentration", num_components, "component", dtype
     )
-    mean = jnp.broadcast_to(jnp.asarray(prior.mean, dtype), (dim,))
+    mean = _prior_vector(prior, "mean", dim, "dimension of x", dtype)
     df = dim + 2.0 if prior.df is None else float(prior.df)
     scale = jnp.asarray(prior.scale, dtype)
     scale = scale * jnp.eye(dim, dtype=dtype) if scale.ndim == 0 else scale

@@ -331,6 +331,13 @@ BAD_INPUTS = [
     ({"prior_scale": 0.0}, "prior_scale", "0.0"),
     ({"obs_scale": -2.0}, "obs_scale", "-2.0"),
     ({"concentration": np.ones(3)}, "concentration", r"\(3,\)"),
+    # d of the prior on mu (Sigma0 = diag(prior_scale**2)) against the 2-D data
+    ({"prior_mean": np.zeros(3)}, "prior_mean", r"\(3,\)"),
+    ({"prior_scale": np.ones(3)}, "prior_scale", r"\(3,\)"),
+    # Sigma0 = diag(prior_scale**2) must be positive definite: no zero scale
+    ({"prior_scale": np.array([1.0, 0.0])}, "prior_scale", r"\[1\., 0\.\]"),
+    ({"obs_cov": np.array([[1.0, 2.0], [2.0, 1.0]])}, "obs_cov", "positive definite"),
+    ({"obs_cov": np.eye(3)}, "obs_cov", r"\(3, 3\)"),
 ]
 
 
@@ -353,6 +360,31 @@ def test_bad_input_raises_a_helpful_value_error(bad, name, value):
         assert name in message
         assert re.search(value, message, flags=re.IGNORECASE), message
         assert re.search(r"\b(Pass|Drop|Reshape|Use)\b", message), message
+
+
+@pytest.mark.parametrize(
+    ("prior", "name", "value"),
+    [
+        ({"mean": np.zeros(3)}, "prior.mean", r"\(3,\)"),
+        ({"concentration": np.full(3, 2.0)}, "prior.concentration", r"\(3,\)"),
+        ({"scale": np.eye(3)}, "prior.scale", r"\(2, 2\)"),
+        ({"scale": -np.eye(2)}, "prior.scale", "positive definite"),
+    ],
+)
+def test_em_prior_of_the_wrong_dimension_raises_a_helpful_value_error(
+    prior, name, value
+):
+    with pytest.raises(ValueError) as error:
+        gmm_em.em(
+            jax.random.key(0),
+            np.zeros((5, 2)),
+            num_components=2,
+            prior=gmm_em.EMPrior(**prior),
+        )
+    message = str(error.value)
+    assert name in message
+    assert re.search(value, message), message
+    assert "Pass" in message
 
 
 # --------------------------------------------------------------------------- EM
