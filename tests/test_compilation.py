@@ -136,3 +136,27 @@ def test_fit_draws_equal_numpyro_mcmc_draws_for_the_same_key():
     # or a different algorithm would differ at the scale of the posterior sd.
     for site in ("mu", "sigma"):
         np.testing.assert_allclose(ours.samples[site], theirs[site], rtol=1e-4)
+
+
+def test_model_inspection_compiles_nothing_and_falls_back_for_computed_observations(
+    count_compilations,
+):
+    from numpyro_pgm.inference._inspect import inspect_model
+
+    y = jax.numpy.asarray(np.random.default_rng(5).normal(2, 1, 30))
+    key = jax.random.key(0)
+    count_compilations.clear()  # making the key and array compiles small programs
+    info = inspect_model(model, {"y": y}, key)
+    assert count_compilations == []
+    assert info.latent_sites == ("mu", "sigma")
+    np.testing.assert_array_equal(info.observed_values["y"], np.asarray(y))
+
+    def computed(y=None):
+        mu = numpyro.sample("mu", dist.Normal(0.0, 10.0))
+        with numpyro.plate("point", 30):
+            numpyro.sample("y", dist.Normal(mu, 1.0), obs=2.0 * y)
+
+    # The observation is computed inside the model, so only an eager trace gives
+    # its value.
+    info = inspect_model(computed, {"y": y}, key)
+    np.testing.assert_allclose(info.observed_values["y"], 2.0 * np.asarray(y))
