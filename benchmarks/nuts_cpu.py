@@ -339,9 +339,12 @@ def main() -> None:
             for v in variants_of(workload)
         }
         tables.append(_table(workload, rows))
+    with open("/proc/loadavg") as handle:
+        load = handle.read().split()[0]
     body = (
         "4 chains x (1000 warmup + 1000 draws); fresh process per run; medians of "
-        f"{args.repeats} interleaved repeats on this project's 2-core CPU machine; "
+        f"{args.repeats} interleaved repeats on this project's 2-core CPU machine "
+        f"(load average {load} at the end); "
         "ratios to `numpyro-default`. Compile time is XLA's backend compile (JAX) or "
         "`compile_pymc_model` (nutpie); `nan` where it is not separable (PyMC).\n\n"
         "Reproduce: `python benchmarks/nuts_cpu.py --repeats 3 --peer-python "
