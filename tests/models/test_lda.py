@@ -36,7 +36,7 @@ from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.util import log_density
 from numpyro.optim import optax_to_numpyro
-from numpyro_pgm.models import lda, lda_cavi, lda_guides, lda_metrics
+from numpyro_pgm.models import lda, lda_cavi, lda_guides, lda_metrics, lda_updates
 from scipy import stats
 from scipy.special import gammaln
 
@@ -264,6 +264,120 @@ def test_cavi_elbo_never_decreases_and_recovers_the_topics(recovery_corpus):
     assert np.all(np.diff(elbo) >= -EXACT_RTOL * np.abs(elbo[1:]))
     assert doc_topic.shape == (RECOVERY["num_documents"], 3)
     _assert_topics_recovered(topic_word, recovery_corpus)
+
+
+def test_document_step_is_the_seeds_softmax_update(small_corpus):
+    """The exponential form of the word/document updates (no phi formed) equals
+    phi = softmax(E log theta + E log beta) and gamma = alpha + sum_v c phi."""
+    rng = np.random.default_rng(3)
+    with jax.enable_x64(True):
+        entries = lda_updates._entries(small_corpus["counts"], jnp.float64)
+        gamma = jnp.asarray(rng.gamma(2.0, 1.0, (6, 3)) + 0.05)
+        lam = jnp.asarray(rng.gamma(0.5, 2.0, (3, 7)) + 0.05)
+        e_log_beta = lda_updates._expected_log(lam)
+        beta = lda_updates._word_factors(entries, e_log_beta)
+        new, theta_norm = lda_updates._document_step(
+            entries, jnp.asarray(SMALL_ALPHA), gamma, beta
+        )
+        phi = np.asarray(lda_updates._phi(beta, theta_norm))
+        logits = lda_updates._expected_log(gamma)[entries.document]
+        expected_phi = np.asarray(
+            jax.nn.softmax(logits + e_log_beta.T[entries.word], axis=-1)
+        )
+        document, count = np.asarray(entries.document), np.asarray(entries.count)
+    expected_gamma = SMALL_ALPHA + np.stack(
+        [
+            np.sum(count[document == d, None] * expected_phi[document == d], 0)
+            for d in range(6)
+        ]
+    )
+    np.testing.assert_allclose(phi, expected_phi, rtol=EXACT_RTOL)
+    np.testing.assert_allclose(np.asarray(new), expected_gamma, rtol=EXACT_RTOL)
+
+
+def _variational_em_sweep(entries, alpha, eta, lam, m_step_scale=1.0):
+    """ELBOs of one variational-EM sweep: after each E-step iteration (lambda
+    fixed), then after the M-step. ``m_step_scale != 1`` is a deliberately wrong
+    M-step (expected counts scaled), to show the check can fail."""
+    beta = lda_updates._word_factors(entries, lda_updates._expected_log(lam))
+    gamma = lda_updates._initial_gamma(entries, alpha)
+    e_step = []
+    for _ in range(30):
+        gamma, theta_norm = lda_updates._document_step(entries, alpha, gamma, beta)
+        phi = lda_updates._phi(beta, theta_norm)
+        e_step.append(float(lda_updates._elbo(entries, alpha, eta, phi, gamma, lam)))
+    new = lda_updates._global_update(entries, eta, phi)
+    new = eta + m_step_scale * (new - eta)
+    return e_step, float(lda_updates._elbo(entries, alpha, eta, phi, gamma, new))
+
+
+def test_variational_em_sweep_never_lowers_the_elbo_of_its_e_step(recovery_corpus):
+    """What the variational-EM schedule guarantees: from the restart, every E-step
+    iteration and the M-step are exact coordinate steps (the ELBO rises, up to
+    float64 rounding); across sweeps it may drop (a restarted document can settle
+    in a worse optimum), so no monotonicity is claimed there."""
+    with jax.enable_x64(True):
+        entries = lda_updates._entries(recovery_corpus["counts"], jnp.float64)
+        alpha = jnp.full(3, HYPER["topic_concentration"])
+        eta = jnp.full(30, HYPER["word_concentration"])
+        lam = jnp.exp(0.1 * jax.random.normal(jax.random.key(4), (3, 30)))
+        for _ in range(3):
+            e_step, after_m = _variational_em_sweep(entries, alpha, eta, lam)
+            rounding = EXACT_RTOL * np.abs(after_m)
+            assert np.all(np.diff(e_step) >= -rounding)
+            assert after_m >= e_step[-1] - rounding
+            # A deliberately wrong M-step (expected counts halved) scores below
+            # the right one, which maximises the ELBO in lambda.
+            _, wrong_m = _variational_em_sweep(
+                entries, alpha, eta, lam, m_step_scale=0.5
+            )
+            assert wrong_m < after_m - rounding
+            phi_gamma = lda_updates._local_updates(
+                entries,
+                alpha,
+                lda_updates._initial_gamma(entries, alpha),
+                lda_updates._word_factors(entries, lda_updates._expected_log(lam)),
+                30,
+                0.0,
+            )
+            lam = lda_updates._global_update(entries, eta, phi_gamma[2])
+
+
+def test_variational_em_and_restarts_recover_the_topics(recovery_corpus):
+    with jax.enable_x64(True):
+        fit = lda_cavi.cavi(
+            jax.random.key(7),
+            recovery_corpus["counts"],
+            num_topics=RECOVERY["num_topics"],
+            num_iterations=500,
+            schedule="variational-em",
+            num_restarts=2,
+            **HYPER,
+        )
+        topic_word = np.asarray(fit.topic_word)
+    assert fit.converged and fit.num_iterations == fit.elbo.size
+    _assert_topics_recovered(topic_word, recovery_corpus)
+
+
+def test_restarts_keep_the_start_with_the_highest_elbo(small_corpus):
+    """num_restarts=3 returns the best of the three single-start fits from the
+    documented starts exp(0.1 eps), eps ~ N(0, 1), with keys split from rng_key."""
+    counts, key = small_corpus["counts"], jax.random.key(8)
+    options = {"num_topics": 3, "num_local_iterations": 2, "tol": 1e-7}
+    best = lda_cavi.cavi(key, counts, num_restarts=3, **options)
+    finals = [
+        float(
+            lda_cavi.cavi(
+                key,
+                counts,
+                init=jnp.exp(0.1 * jax.random.normal(subkey, (3, 7))),
+                **options,
+            ).elbo[-1]
+        )
+        for subkey in jax.random.split(key, 3)
+    ]
+    assert float(best.elbo[-1]) == max(finals)
+    assert len(set(finals)) > 1  # the starts do differ
 
 
 def test_fold_in_with_the_true_topics_recovers_the_proportions(recovery_corpus):
@@ -608,3 +722,20 @@ def test_vocabulary_mismatches_are_rejected():
         handlers.seed(lda.token_model, 0)(
             np.array([[0, 5]]), num_topics=2, vocab_size=3
         )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"schedule": "em"}, "schedule must be one of"),
+        ({"num_restarts": 0}, "num_restarts must be a positive integer; got 0"),
+        ({"local_tol": -1.0}, "local_tol must be a number >= 0; got -1.0"),
+        (
+            {"num_restarts": 2, "init": np.ones((2, 3))},
+            "num_restarts=2 needs random starts",
+        ),
+    ],
+)
+def test_bad_cavi_options_are_rejected(options, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        lda_cavi.cavi(jax.random.key(0), GOOD, num_topics=2, **options)
