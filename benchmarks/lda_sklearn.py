@@ -8,16 +8,20 @@ document's tokens fold in theta with the topics fixed, the other half is scored;
 :func:`numpyro_pgm.models.lda_metrics.completion_perplexity`), plus the mean NPMI
 coherence of the top ten words. Stopping rules are each method's own:
 
-- ``cavi``: :func:`numpyro_pgm.models.lda_cavi.cavi`, 5 local updates per sweep,
-  stop when the ELBO per token changes by less than 1e-5 (at most 300 sweeps);
-  ``seconds`` includes JIT compilation (a fresh process, as a user meets it) and
-  ``warm_seconds`` is a second, compiled run;
+- ``cavi``: :func:`numpyro_pgm.models.lda_cavi.cavi`, coordinate schedule, 5
+  local updates per sweep, best final ELBO of 4 random starts, stop when the ELBO
+  per token changes by less than 1e-5 (at most 300 sweeps); ``seconds`` includes
+  JIT compilation (a fresh process, as a user meets it) and ``warm_seconds`` is a
+  second, compiled run; ``cavi-1-start``: the same with one start;
+  ``cavi-vem``: ``schedule="variational-em"`` (Blei et al. 2003; the schedule of
+  scikit-learn's batch VB);
 - ``sklearn-batch``: ``learning_method="batch"``, at most 100 passes, stop when
   the training perplexity (checked every 5 passes) changes by less than 0.1;
 - ``sklearn-online``: ``learning_method="online"`` (Hoffman et al. 2010),
   minibatches of 128 documents, at most 30 passes, same stopping rule.
 
-Each variant runs in a fresh process, variants interleaved within each repeat,
+Repeat r uses random seed r for every variant. Each variant runs in a fresh
+process, variants interleaved within each repeat,
 medians reported with ratios to CAVI. Results go to the section "CAVI against
 scikit-learn" of ``benchmarks/results/lda.md``.
 
@@ -39,22 +43,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import markdown_table, medians, run_variants, write_section  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "lda.md"
-VARIANTS = ("cavi", "sklearn-batch", "sklearn-online")
+VARIANTS = ("cavi", "cavi-1-start", "cavi-vem", "sklearn-batch", "sklearn-online")
+CAVI_OPTIONS = {
+    "cavi": {"num_local_iterations": 5, "num_restarts": 4},
+    "cavi-1-start": {"num_local_iterations": 5},
+    "cavi-vem": {"schedule": "variational-em"},
+}
 NUM_TOPICS = 12
 TEST_FRACTION = 0.15
 SPLIT_SEED = 20260101
 NOTES = (
-    "Notes: scikit-learn's batch VB reaches a better optimum on this corpus (lower "
-    "held-out perplexity, higher NPMI, and a higher bound with the same "
-    "Gamma(100, 1/100) start). It is a different schedule: every pass restarts "
-    "each document's gamma near 1 and iterates it to convergence, which lets "
-    "documents leave a local optimum of their document-level problem (with alpha "
-    "< 1 the prior on theta_d favours the corners, so it can have several); it is "
-    "not coordinate ascent, and the bound can drop "
-    "at a restart. `lda_cavi.cavi` keeps gamma between sweeps, as the seed's "
-    "coordinate ascent does, so its ELBO never decreases; more local updates per "
-    "sweep lock documents in earlier and do worse. The first time column includes "
-    "CAVI's JIT compilation."
+    "Notes: the perplexity goal is not met: scikit-learn's batch VB still reaches "
+    "a better optimum (median held-out perplexity about 0.96 of CAVI's over seeds "
+    "0-2; seed 0 alone: 322.5). It is an optimisation gap, not a scoring one: both "
+    "are scored by the same fold-in and estimator, with the same split, K, alpha, "
+    "eta; sklearn's topics, put through one of our sweeps, have an ELBO of -2.90 "
+    "nats per token against -2.94 to -3.04 for our single starts. Measured "
+    "remedies (8 seeds unless noted): 5 local updates per sweep beat 1 (median "
+    "340 against 364); float64 changes nothing; the best-ELBO of 4 starts "
+    "(`num_restarts=4`, the `cavi` row) helps little (ELBO and perplexity go "
+    "together across starts of one schedule, but the best of 4 was 337-344 on "
+    "5 seeds); `schedule='variational-em'` (sklearn's schedule: gamma restarted "
+    "and iterated to convergence every pass) reaches higher ELBOs (-2.91 to "
+    "-2.95) but not a lower perplexity (median 338 on 5 seeds), even with "
+    "sklearn's random gamma restart; sklearn itself varies from 321 to 338 over "
+    "seeds 0-4. The speed goal is met: the local step now runs in exponential "
+    "form (one exp per document and topic, about 7x faster than the softmax over "
+    "entries). Repeat r uses seed r for every variant; `cavi-1-start` shares the "
+    "first start of `cavi` (same key), so it matched it on seeds 0 and 2. Times "
+    "include JIT compilation in the first column; the machine was shared (other "
+    "jobs and our own tests ran during repeats 1-2)."
 )
 
 
@@ -75,7 +93,7 @@ def _data():
     return counts[train], observed, held_out
 
 
-def measure(variant: str) -> dict:
+def measure(variant: str, seed: int = 0) -> dict:
     """Fit one variant in this process; return a JSON-ready record."""
     import jax
     import numpy as np
@@ -84,16 +102,16 @@ def measure(variant: str) -> dict:
     train, observed, held_out = _data()
     prior = 1.0 / NUM_TOPICS
     record = {}
-    if variant == "cavi":
+    if variant in CAVI_OPTIONS:
 
         def run():
             return lda_cavi.cavi(
-                jax.random.key(0),
+                jax.random.key(seed),
                 train,
                 num_topics=NUM_TOPICS,
                 num_iterations=300,
-                num_local_iterations=5,
                 tol=1e-5,
+                **CAVI_OPTIONS[variant],
             )
 
         start = time.perf_counter()
@@ -117,7 +135,7 @@ def measure(variant: str) -> dict:
             batch_size=128,
             evaluate_every=5,
             perp_tol=0.1,
-            random_state=0,
+            random_state=seed,
         )
         start = time.perf_counter()
         model.fit(train)
@@ -136,11 +154,20 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", choices=VARIANTS)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.variant:
-        print(json.dumps(measure(args.variant)))
+        print(json.dumps(measure(args.variant, args.seed)))
         return
-    runs = run_variants(Path(__file__), VARIANTS, repeats=args.repeats)
+    # Repeat r uses seed r for every variant: the fits' random starts differ
+    # between repeats, so the medians cover start-to-start variation too.
+    runs = {variant: [] for variant in VARIANTS}
+    for repeat in range(args.repeats):
+        one = run_variants(
+            Path(__file__), VARIANTS, repeats=1, extra_args=["--seed", str(repeat)]
+        )
+        for variant in VARIANTS:
+            runs[variant] += one[variant]
     rows = medians(runs)
     table = markdown_table(
         rows,

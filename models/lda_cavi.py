@@ -39,7 +39,10 @@ the sums weighted by :math:`c_{dv}`: the cost per sweep is
 a lower bound on :math:`\log p(c)` under :func:`numpyro_pgm.models.lda.model`
 (the last term, a constant, turns the seed's bound on the token sequence into
 one on the counts). Each update maximises :math:`\mathcal{L}` in its factor, so
-the recorded ELBO never decreases.
+under the default ``schedule="coordinate"`` the recorded ELBO never decreases;
+``schedule="variational-em"`` restarts :math:`\gamma` every sweep (variational
+EM [2]_, scikit-learn's batch schedule [3]_) and gives that up. The updates
+themselves are in :mod:`numpyro_pgm.models.lda_updates`.
 
 :func:`fold_in` runs the word- and document-level updates alone with the topics
 held fixed: the estimate of a new document's :math:`q(\theta_d)` used by
