@@ -4,7 +4,7 @@ Every data set is returned as a :class:`Dataset`: a frozen record that holds Num
 arrays under string keys (``ds.data["X"]``, ``ds["X"]`` or ``ds.X``) together with its
 description, source, licence and citation.
 
-Six tables ship inside the package as gzipped CSV files (see
+Seven tables ship inside the package as gzipped CSV files (see
 ``numpyro_pgm/data/README.md``), so they load offline with no optional dependency:
 
 ==================  ==========================================================
@@ -14,6 +14,7 @@ Six tables ship inside the package as gzipped CSV files (see
 ``penguins``        Palmer penguins, 342 x 4 measurements + species/island/sex
 ``nile``            Annual flow of the Nile at Aswan, 1871-1970 (100 values)
 ``co2``             Mauna Loa weekly CO2, 1958-2001 (2,284 weeks, 59 missing)
+``us_gdp``          US quarterly real GDP, 1959Q1-2009Q3 (203 quarters)
 ==================  ==========================================================
 
 Two more are built at load time:
@@ -423,6 +424,43 @@ def _load_nile() -> Dataset:
     )
 
 
+def _load_us_gdp() -> Dataset:
+    table = _read_table("us_gdp.csv.gz")
+    year, quarter = _ints(table["year"]), _ints(table["quarter"])
+    return Dataset(
+        name="us_gdp",
+        data={
+            "year": year,
+            "quarter": quarter,
+            "time": year + (quarter - 1) / 4.0,
+            "y": _floats(table["realgdp"]),
+        },
+        description=(
+            "US real gross domestic product, quarterly, 1959Q1-2009Q3, in billions "
+            "of chained 2005 US dollars at a seasonally adjusted annual rate. year "
+            "(203,) int64; quarter (203,) int64 (1..4); time (203,) float64 the "
+            "decimal year of the quarter's start (year + (quarter - 1) / 4); y "
+            "(203,) float64 real GDP. Annualised growth 400 * diff(log(y)) shows "
+            "the 'Great Moderation': much calmer after the mid-1980s."
+        ),
+        source=(
+            "FRED, Federal Reserve Bank of St. Louis (accessed December 2009), the "
+            "realgdp column of statsmodels 0.15.0's macrodata "
+            "(statsmodels.datasets.macrodata, BSD-3-Clause package), shipped as a "
+            "gzipped CSV file."
+        ),
+        license="Public domain (as stated by statsmodels.datasets.macrodata)",
+        citation=(
+            "U.S. Bureau of Economic Analysis, Real Gross Domestic Product [GDPC1], "
+            "retrieved from FRED, Federal Reserve Bank of St. Louis; compiled in "
+            "statsmodels.datasets.macrodata by Skipper Seabold. See also: "
+            "McConnell, M. M. and Perez-Quiros, G. (2000). Output fluctuations in "
+            "the United States: what has changed since the early 1980's? American "
+            "Economic Review, 90(5), 1464-1476."
+        ),
+    )
+
+
 def _load_co2() -> Dataset:
     table = _read_table("co2.csv.gz")
     dates = table["date"].astype(np.datetime64)
@@ -799,6 +837,7 @@ _LOADERS: dict[str, Callable[[], Dataset]] = {
     "nile": _load_nile,
     "old_faithful": _load_old_faithful,
     "penguins": _load_penguins,
+    "us_gdp": _load_us_gdp,
 }
 
 
@@ -842,6 +881,9 @@ def load(name: str) -> Dataset:
         * ``"co2"``: ``y`` (2284,) float64 weekly CO2 in ppm with NaN for the 59
           missing weeks, ``date`` (2284,) ISO strings and ``time`` (2284,)
           float64 decimal years.
+        * ``"us_gdp"``: ``y`` (203,) float64 US real GDP (billions of chained
+          2005 dollars, annual rate), ``year``, ``quarter`` (int64) and ``time``
+          (float64 decimal years), 1959Q1-2009Q3.
         * ``"docstrings"``: ``counts`` (n_docs, n_words) int64 dense document-term
           matrix, ``vocabulary``, ``doc_names`` and ``y`` (module family).
           Built from the installed NumPy and SciPy (about a second).

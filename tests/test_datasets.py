@@ -13,7 +13,15 @@ import pytest
 from numpyro_pgm import datasets
 from numpyro_pgm.datasets import Dataset, list_datasets, load
 
-SHIPPED = ("breast_cancer", "co2", "digits", "nile", "old_faithful", "penguins")
+SHIPPED = (
+    "breast_cancer",
+    "co2",
+    "digits",
+    "nile",
+    "old_faithful",
+    "penguins",
+    "us_gdp",
+)
 
 
 @pytest.fixture(scope="module")
@@ -204,6 +212,38 @@ def test_co2():
     np.testing.assert_allclose(np.diff(ds.time), 7 / 365.25, rtol=0.01)
     observed = ds.y[~np.isnan(ds.y)]
     assert 310 < observed.min() and observed.max() < 380
+
+
+def test_us_gdp():
+    ds = load("us_gdp")
+    assert ds.y.shape == ds.year.shape == ds.quarter.shape == ds.time.shape == (203,)
+    assert (ds.year[0], ds.quarter[0], ds.year[-1], ds.quarter[-1]) == (
+        1959,
+        1,
+        2009,
+        3,
+    )
+    np.testing.assert_array_equal(ds.quarter, (np.arange(203) % 4) + 1)
+    np.testing.assert_allclose(np.diff(ds.time), 0.25)
+    assert ds.y[0] == 2710.349 and ds.y[-1] == 12990.341
+    assert 2500 < ds.y.min() and ds.y.max() < 14000 and not np.isnan(ds.y).any()
+    # Annualised quarterly growth (%): mean about 3; the extremes are 1978Q2
+    # (+15.4) and 1980Q2 (-8.3).
+    growth = 400 * np.diff(np.log(ds.y))
+    assert 2.5 < growth.mean() < 3.5
+    assert (ds.year[1:][growth.argmax()], ds.quarter[1:][growth.argmax()]) == (1978, 2)
+    assert (ds.year[1:][growth.argmin()], ds.quarter[1:][growth.argmin()]) == (1980, 2)
+    assert 15 < growth.max() < 16 and -9 < growth.min() < -8
+    assert ds.license.startswith("Public domain")
+
+
+def test_us_gdp_matches_statsmodels_macrodata():
+    macrodata = pytest.importorskip("statsmodels.datasets.macrodata")
+    table = macrodata.load_pandas().data
+    ds = load("us_gdp")
+    np.testing.assert_array_equal(ds.y, table["realgdp"].to_numpy(np.float64))
+    np.testing.assert_array_equal(ds.year, table["year"].to_numpy().astype(np.int64))
+    np.testing.assert_array_equal(ds.quarter, table["quarter"].to_numpy().astype(int))
 
 
 # ---------------------------------------------------------------------------
