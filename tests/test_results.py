@@ -168,3 +168,41 @@ def test_same_key_gives_same_draws():
         )
         assert np.array_equal(first.samples["mu"], second.samples["mu"]), method
         assert not np.array_equal(first.samples["mu"], third.samples["mu"]), method
+
+
+def test_nested_learned_parameters_round_trip_through_a_datatree(tmp_path):
+    # A guide whose parameters are a pytree (as a network's weights are): their
+    # names must be valid DataTree variable names, and save/load must keep them.
+    import equinox as eqx
+    from numpyro.contrib.module import eqx_module
+
+    def model(y=None):
+        mu = numpyro.sample("mu", dist.Normal(0.0, 10.0))
+        with numpyro.plate("point", 20):
+            numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+    def guide(y=None):
+        net = eqx_module("net", eqx.nn.Linear(1, 2, key=jax.random.key(0)))
+        loc, log_scale = net(jax.numpy.ones(1))
+        numpyro.sample("mu", dist.Normal(loc, jax.numpy.exp(log_scale)))
+
+    result = pgm.fit(
+        jax.random.key(0),
+        model,
+        data={"y": np.random.default_rng(0).normal(1.0, 1.0, 20)},
+        method="svi",
+        guide=guide,
+        num_steps=50,
+        num_samples=20,
+        progress_bar=False,
+        checks=False,
+    )
+    names = set(result.groups["learned_params"])
+    assert names == {"net$params.weight", "net$params.bias"}
+    tree = result.to_datatree()
+    assert set(tree["learned_params"].data_vars) == names
+    loaded = pgm.load(result.save(tmp_path / "fit.nc"))
+    for name in names:
+        np.testing.assert_array_equal(
+            loaded.groups["learned_params"][name], result.groups["learned_params"][name]
+        )

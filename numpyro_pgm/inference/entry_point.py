@@ -242,14 +242,25 @@ def _constant_data(data: Mapping[str, Any], info: ModelInfo) -> dict[str, np.nda
 
 
 def _flat_params(params: Mapping[str, Any] | None) -> dict[str, np.ndarray]:
-    """Flatten learned parameters (one leading axis per restart) to named arrays."""
+    """Flatten learned parameters (one leading axis per restart) to named arrays.
+
+    Nested parameters (a network's weights: dictionaries, lists, the fields of an
+    Equinox module) are named by their path joined with dots, e.g.
+    ``decoder$params.layers.0.weight``; a "/" would be a group separator in a
+    DataTree.
+    """
     if not params:
         return {}
+
+    def part(key: Any) -> str:
+        for attribute in ("key", "idx", "name"):
+            if hasattr(key, attribute):
+                return str(getattr(key, attribute))
+        return str(key)
+
     leaves = jax.tree_util.tree_flatten_with_path(params)[0]
     return {
-        "/".join(
-            str(getattr(k, "key", getattr(k, "idx", k))) for k in path
-        ): np.asarray(leaf)
+        ".".join(part(k) for k in path).replace("/", "."): np.asarray(leaf)
         for path, leaf in leaves
     }
 

@@ -197,11 +197,15 @@ def _corrected_loo_weights(result, tree, names):
     return log_weights, pareto_k
 
 
+_MAX_LABELS = 10
+
+
 def pareto_khat(result: InferenceResult, *, var_name: str | None = None) -> Figure:
     r"""Pointwise PSIS-LOO Pareto :math:`\hat k` per observation.
 
     Observations above the threshold (about 0.7) are those whose leave-one-out
-    predictive PSIS cannot estimate: influential points or a misfit model. For
+    predictive PSIS cannot estimate: influential points or a misfit model; the
+    worst ten of them are labelled with their index. For
     Laplace and SVI the approximate-posterior correction of
     :func:`arviz_stats.loo_approximate_posterior` is used.
 
@@ -245,10 +249,16 @@ def pareto_khat(result: InferenceResult, *, var_name: str | None = None) -> Figu
             )
         else:
             elpd = azs.loo(tree, pointwise=True, var_name=var_name)
+    # Label the observations above the threshold, at most the worst _MAX_LABELS of
+    # them: thousands of labels (every rating of a large data set) are unreadable.
+    khat = np.sort(np.asarray(elpd.pareto_k).ravel())
+    label_above = elpd.good_k
+    if np.sum(khat > elpd.good_k) > _MAX_LABELS:
+        label_above = max(elpd.good_k, float(khat[-_MAX_LABELS - 1]))
     with style():
         plot_collection = azp.plot_khat(
             elpd,
-            threshold=elpd.good_k,
+            threshold=label_above,
             hline_values=[elpd.good_k],
             visuals={"hlines": True},
             backend=BACKEND,
