@@ -42,6 +42,17 @@ NUM_SAMPLES = 1000
 LONG = 5 * NUM_SAMPLES
 
 
+def _seconds_per_iteration(compiled, x) -> float:
+    """Median seconds of one of the NUM_GRADIENTS iterations of a compiled loop."""
+    compiled(x).block_until_ready()
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        compiled(x).block_until_ready()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) / NUM_GRADIENTS
+
+
 def gradient_seconds(model, data) -> float:
     info = initialize_model(jax.random.key(0), model, model_kwargs=data)
     flat, unravel = jax.flatten_util.ravel_pytree(info.param_info.z)
@@ -54,13 +65,7 @@ def gradient_seconds(model, data) -> float:
 
         return jax.lax.fori_loop(0, NUM_GRADIENTS, body, x)
 
-    many(flat).block_until_ready()
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        many(flat).block_until_ready()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) / NUM_GRADIENTS
+    return _seconds_per_iteration(many, flat)
 
 
 def leapfrog_seconds(model, data) -> float:
@@ -82,13 +87,7 @@ def leapfrog_seconds(model, data) -> float:
 
         return jax.lax.fori_loop(0, NUM_GRADIENTS, body, state).z
 
-    many(flat).block_until_ready()
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        many(flat).block_until_ready()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) / NUM_GRADIENTS
+    return _seconds_per_iteration(many, flat)
 
 
 def nuts_seconds_per_gradient(model, data) -> tuple[float, float]:
