@@ -414,11 +414,14 @@ def stochastic_volatility_model(
     if y is not None:
         y = check_observations(y, 1)[:, 0]
     mu = numpyro.sample("mu", dist.Normal(0.0, mu_prior_scale))
+    # The domain makes the support (-1, 1): with NumPyro's default (real) domain the
+    # support is all of R, so NUTS and SVI move phi itself, unconstrained, and a
+    # step or guide draw past 1 gives NaN (no stationary sd, no Beta density).
+    to_phi = dist.transforms.AffineTransform(
+        -1.0, 2.0, domain=dist.constraints.unit_interval
+    )
     phi = numpyro.sample(
-        "phi",
-        dist.TransformedDistribution(
-            dist.Beta(20.0, 1.5), dist.transforms.AffineTransform(-1.0, 2.0)
-        ),
+        "phi", dist.TransformedDistribution(dist.Beta(20.0, 1.5), to_phi)
     )
     sigma = numpyro.sample("sigma", dist.HalfNormal(sigma_prior_scale))
     with numpyro.plate("time", T):
