@@ -160,26 +160,45 @@ def _program(model, info, data, rng_key, optimizer, max_iterations, tolerance, h
 
 
 def _minimise_lbfgs(potential, init, max_iterations, tolerance):
+    """L-BFGS (optax, zoom line search) to a small gradient or the rounding floor.
+
+    As for Newton, the search also stops when two iterations in a row lower the
+    potential by less than its own rounding error (which happens first in float32
+    on large data sets, where the gradient's rounding error exceeds ``tolerance``).
+    """
     solver = optax.lbfgs()
     value_and_grad = optax.value_and_grad_from_state(potential)
+    eps = jnp.finfo(init.dtype).eps
 
     def step(carry):
-        params, state, _, iteration = carry
+        params, state, _, iteration, stalled = carry
         value, grad = value_and_grad(params, state=state)
         updates, state = solver.update(
             grad, state, params, value=value, grad=grad, value_fn=potential
         )
         params = optax.apply_updates(params, updates)
         grad_norm = jnp.max(jnp.abs(optax.tree_utils.tree_get(state, "grad")))
-        return params, state, grad_norm, iteration + 1
+        new_value = optax.tree_utils.tree_get(state, "value")
+        rounding = 64 * eps * jnp.maximum(1.0, jnp.abs(value))
+        below_rounding = (iteration > 0) & (jnp.abs(value - new_value) <= rounding)
+        stalled = jnp.where(below_rounding, stalled + 1, 0)
+        return params, state, grad_norm, iteration + 1, stalled
 
     def keep_going(carry):
-        _, _, grad_norm, iteration = carry
-        return (iteration < max_iterations) & (grad_norm > tolerance)
+        _, _, grad_norm, iteration, stalled = carry
+        return (iteration < max_iterations) & (grad_norm > tolerance) & (stalled < 2)
 
-    carry = (init, solver.init(init), jnp.asarray(jnp.inf, init.dtype), 0)
-    params, _, grad_norm, iterations = jax.lax.while_loop(keep_going, step, carry)
-    return params, iterations, grad_norm <= tolerance
+    carry = (
+        init,
+        solver.init(init),
+        jnp.asarray(jnp.inf, init.dtype),
+        0,
+        0,
+    )
+    params, _, grad_norm, iterations, stalled = jax.lax.while_loop(
+        keep_going, step, carry
+    )
+    return params, iterations, (grad_norm <= tolerance) | (stalled >= 2)
 
 
 def _minimise_newton(potential, init, max_iterations, tolerance):
