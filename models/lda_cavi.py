@@ -68,6 +68,7 @@ from jax.typing import ArrayLike
 
 from .lda_checks import _concentrations, check_num_topics
 from .lda_updates import (
+    _e_step,
     _elbo,
     _entries,
     _expected_log,
@@ -158,14 +159,18 @@ def cavi(
       factor, so **the ELBO never decreases**.
     * ``"variational-em"``: the variational EM of Blei, Ng and Jordan (2003, §5.3)
       as run by scikit-learn's batch ``LatentDirichletAllocation`` (Hoffman,
-      Blei and Bach 2010). Each sweep is an E-step that **restarts**
-      :math:`\gamma_d` at :math:`\alpha + N_d/K` (the same for every topic, so
-      the first :math:`\phi` follows the topics alone) and iterates the word- and
-      document-level updates to convergence, then an M-step (the global update).
-      The restart lets a document leave a poor local optimum of its own problem
-      (with :math:`\alpha_k < 1` the prior favours corners of the simplex, so
-      there can be several); on the docstring corpus it finds better topics than
-      the coordinate schedule (``benchmarks/results/lda.md``). It is **not**
+      Blei and Bach 2010), reproduced step for step (tested against its
+      ``_e_step`` and ``_em_step`` from the same start). Each sweep is an E-step
+      that **restarts** every :math:`\gamma_{dk}` at a fresh draw from
+      :math:`\mathrm{Gamma}(100, 1/100)` (mean 1, sd 0.1) and iterates the word-
+      and document-level updates, each document until its mean absolute change
+      :math:`\frac1K\sum_k|\Delta\gamma_{dk}|` is below ``local_tol`` (then its
+      :math:`\gamma_d` is frozen), at most ``num_local_iterations`` times; then
+      an M-step (the global update) with :math:`\phi` from the final
+      :math:`\gamma`. The restart lets a document leave a poor local optimum of
+      its own problem (with :math:`\alpha_k < 1` the prior favours corners of
+      the simplex, so there can be several); the two schedules are compared on
+      the docstring corpus in ``benchmarks/results/lda.md``. It is **not**
       coordinate ascent: the ELBO can drop from one sweep to the next when a
       restarted document settles in a worse optimum. What it guarantees: within
       a sweep, each E-step iteration and the M-step do not decrease the ELBO
@@ -200,9 +205,11 @@ def cavi(
     schedule : {"coordinate", "variational-em"}
         How the local updates are scheduled (above).
     local_tol : float, optional
-        End a sweep's local updates early once no :math:`\gamma_{dk}` moved by
-        ``local_tol`` or more. Default 0 (exactly ``num_local_iterations``) for
-        ``"coordinate"`` and 1e-3 for ``"variational-em"``.
+        ``"coordinate"``: end a sweep's local updates early once no
+        :math:`\gamma_{dk}` moved by ``local_tol`` or more (default 0: exactly
+        ``num_local_iterations``). ``"variational-em"``: a document stops once
+        the mean over topics of its :math:`|\Delta\gamma_{dk}|` is below
+        ``local_tol`` (default 1e-3, scikit-learn's ``mean_change_tol``).
     num_restarts : int
         Number of fits from independent random starts (keys split from
         ``rng_key``; compiled once); the one with the highest final ELBO is
@@ -315,12 +322,26 @@ def _check_tol(tol: Any, name: str = "tol") -> None:
 
 def _sweep(entries, alpha, eta, lam, gamma, restart, num_local, local_tol, key):
     """One sweep: local updates (from a restart or the current gamma), global."""
-    beta = _word_factors(entries, _expected_log(lam))
     if restart:
-        start = jnp.exp(0.1 * jax.random.normal(key, gamma.shape, gamma.dtype))
-    else:
-        start = gamma
-    _, gamma, phi, _ = _local_updates(entries, alpha, start, beta, num_local, local_tol)
+        start = 0.01 * jax.random.gamma(key, 100.0, gamma.shape, gamma.dtype)
+        return _variational_em_step(
+            entries, alpha, eta, lam, start, num_local, local_tol
+        )
+    beta = _word_factors(entries, _expected_log(lam))
+    _, gamma, phi, _ = _local_updates(entries, alpha, gamma, beta, num_local, local_tol)
+    lam = _global_update(entries, eta, phi)
+    return lam, gamma, _elbo(entries, alpha, eta, phi, gamma, lam)
+
+
+def _variational_em_step(entries, alpha, eta, lam, gamma, num_local, local_tol):
+    r"""scikit-learn's batch ``_em_step`` from the E-step start ``gamma``.
+
+    E-step: :func:`~numpyro_pgm.models.lda_updates._e_step` (per-document
+    stopping, phi from the final gamma); M-step: :math:`\lambda = \eta +
+    \sum_d c_{dv}\phi_{dvk}`. Returns ``(lam, gamma, elbo)``.
+    """
+    beta = _word_factors(entries, _expected_log(lam))
+    _, gamma, phi = _e_step(entries, alpha, gamma, beta, num_local, local_tol)
     lam = _global_update(entries, eta, phi)
     return lam, gamma, _elbo(entries, alpha, eta, phi, gamma, lam)
 

@@ -159,6 +159,45 @@ def _local_updates(
     return jax.lax.while_loop(keep_going, body, (0, gamma, phi, inf))
 
 
+def _e_step(
+    entries: _Entries,
+    alpha: Array,
+    gamma: Array,
+    beta: Array,
+    num_iterations: int | Array,
+    tol: float | Array,
+):
+    r"""Variational-EM E-step with scikit-learn's per-document stopping rule.
+
+    Repeats :func:`_document_step` from ``gamma``; document :math:`d` stops (its
+    :math:`\gamma_d` is frozen) once its mean absolute change
+    :math:`\frac1K \sum_k |\Delta\gamma_{dk}|` falls below ``tol``, and all
+    stop after ``num_iterations`` steps (scikit-learn's ``mean_change_tol`` and
+    ``max_doc_update_iter`` in ``_update_doc_distribution``). :math:`\phi` for
+    the M-step is then the word-level update from the **final** :math:`\gamma`,
+    as scikit-learn forms its sufficient statistics
+    (:math:`\sum_d c_{dv}\phi_{dvk}`, with :math:`\phi` from
+    :math:`e^{\mathbb{E}\log\theta}` of the returned :math:`\gamma`). Returns
+    ``(steps, gamma, phi)``.
+    """
+
+    def keep_going(carry):
+        step, _, active = carry
+        return (step < num_iterations) & jnp.any(active)
+
+    def body(carry):
+        step, old, active = carry
+        new, _ = _document_step(entries, alpha, old, beta)
+        new = jnp.where(active[:, None], new, old)
+        change = jnp.mean(jnp.abs(new - old), -1)
+        return step + 1, new, active & (change >= tol)
+
+    active = jnp.ones(entries.num_documents, bool)
+    steps, gamma, _ = jax.lax.while_loop(keep_going, body, (0, gamma, active))
+    _, theta_norm = _document_step(entries, alpha, gamma, beta)
+    return steps, gamma, _phi(beta, theta_norm)
+
+
 def _global_update(entries: _Entries, eta: Array, phi: Array) -> Array:
     r""":math:`\lambda_{kv} = \eta_v + \sum_d c_{dv} \phi_{dvk}`."""
     expected_counts = jax.ops.segment_sum(

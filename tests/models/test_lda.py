@@ -343,6 +343,64 @@ def test_variational_em_sweep_never_lowers_the_elbo_of_its_e_step(recovery_corpu
             lam = lda_updates._global_update(entries, eta, phi_gamma[2])
 
 
+def test_variational_em_sweeps_are_sklearns_batch_em_steps(
+    recovery_corpus, monkeypatch
+):
+    """schedule='variational-em' is scikit-learn's batch VB: from the same lambda
+    and the same Gamma(100, 1/100) E-step start (drawn from sklearn's own
+    random_state), our sweep gives sklearn's gamma (``_e_step``: per-document
+    stopping on the mean change, at most 100 updates) and its M-step lambda
+    (``_em_step``: topic_word_prior + suff_stats), three sweeps in a row, to
+    float64 rounding. sklearn computes digamma with its own series (absolute error
+    about 1e-9), so its two Dirichlet expectations are swapped for scipy's here;
+    everything else is sklearn's code."""
+    sk_lda = pytest.importorskip("sklearn.decomposition._lda")
+    from scipy.special import psi
+
+    def expectation_2d(arr):
+        return psi(arr) - psi(arr.sum(1, keepdims=True))
+
+    def expectation_1d(doc_topic, prior, out):
+        doc_topic += prior
+        out[:] = np.exp(psi(doc_topic) - psi(doc_topic.sum()))
+
+    monkeypatch.setattr(sk_lda, "_dirichlet_expectation_2d", expectation_2d)
+    monkeypatch.setattr(
+        sk_lda,
+        "cy_dirichlet_expectation_1d",
+        {"double": expectation_1d, "float": expectation_1d},
+    )
+    counts = np.asarray(recovery_corpus["counts"], np.float64)
+    (num_documents, vocab_size), num_topics = counts.shape, RECOVERY["num_topics"]
+    a, e = HYPER["topic_concentration"], HYPER["word_concentration"]
+    sklearn_lda = sk_lda.LatentDirichletAllocation(
+        n_components=num_topics, doc_topic_prior=a, topic_word_prior=e, n_jobs=1
+    )
+    sklearn_lda.random_state = 3
+    sklearn_lda._init_latent_vars(vocab_size, dtype=np.float64)
+    with jax.enable_x64(True):
+        entries = lda_updates._entries(counts, jnp.float64)
+        alpha, eta = jnp.full(num_topics, a), jnp.full(vocab_size, e)
+        for _ in range(3):
+            lam = jnp.asarray(sklearn_lda.components_)
+            saved = sklearn_lda.random_state_.get_state()
+            state = np.random.RandomState()
+            state.set_state(saved)
+            start = state.gamma(100.0, 0.01, (num_documents, num_topics))
+            gamma_sklearn, _ = sklearn_lda._e_step(
+                counts, cal_sstats=False, random_init=True
+            )
+            sklearn_lda.random_state_.set_state(saved)  # same start for _em_step
+            new_lam, gamma, _ = lda_cavi._variational_em_step(
+                entries, alpha, eta, lam, jnp.asarray(start), 100, 1e-3
+            )
+            np.testing.assert_allclose(gamma, gamma_sklearn, rtol=EXACT_RTOL)
+            sklearn_lda._em_step(counts, total_samples=num_documents, batch_update=True)
+            np.testing.assert_allclose(
+                new_lam, sklearn_lda.components_, rtol=EXACT_RTOL
+            )
+
+
 def test_variational_em_and_restarts_recover_the_topics(recovery_corpus):
     with jax.enable_x64(True):
         fit = lda_cavi.cavi(
