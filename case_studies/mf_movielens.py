@@ -71,7 +71,6 @@ References
 
 import argparse
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -81,11 +80,9 @@ import matplotlib
 matplotlib.use("Agg")
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 import pandas as pd  # noqa: E402
-from numpyro import handlers  # noqa: E402
 from numpyro_pgm.case_studies._mf_baselines import BASELINES, baselines  # noqa: E402
 from numpyro_pgm.case_studies._mf_diagnostics import (  # noqa: E402
     diagnostics,
@@ -208,27 +205,20 @@ def _fit_cavi(rng_key, model_data, settings):
 
 def _fit_gibbs(rng_key, model_data, settings):
     # Start the chains at the spectral estimate: from a prior draw a chain can end
-    # in a worse local mode. fit takes no initial values for Gibbs, so they are
-    # substituted into the model (they become its prototype trace; NumPyro warns
-    # that it skips initialising those sites).
-    start = mf_init.spectral_init(**model_data)
-    started = handlers.substitute(
-        mf.model, data={k: jnp.asarray(v, jnp.float32) for k, v in start.items()}
+    # in a worse local mode.
+    return pgm.fit(
+        rng_key,
+        mf.model,
+        data=model_data,
+        method="gibbs",
+        conditionals=mf_gibbs.gibbs_conditionals(**model_data),
+        init_params=mf_init.spectral_init(**model_data),
+        num_warmup=settings["num_warmup"],
+        num_samples=settings["num_samples"],
+        num_chains=2,
+        progress_bar=False,
+        checks=False,  # factors are identified only up to rotation; see R-hat
     )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "init_to_median.. skipping", UserWarning)
-        return pgm.fit(
-            rng_key,
-            started,
-            data=model_data,
-            method="gibbs",
-            conditionals=mf_gibbs.gibbs_conditionals(**model_data),
-            num_warmup=settings["num_warmup"],
-            num_samples=settings["num_samples"],
-            num_chains=2,
-            progress_bar=False,
-            checks=False,  # factors are identified only up to rotation; see R-hat
-        )
 
 
 def _fit_svi(rng_key, model_data, settings):

@@ -60,8 +60,12 @@ class ChainProgram:
         fields: tuple[str, ...],
         chain_method: str,
         progress_bar: bool,
+        initial_params: Callable | None = None,
     ) -> None:
         self.make_kernel = make_kernel
+        # initial_params(kwargs, values) -> the kernel's init_params, from the
+        # constrained starting values of one chain (inside the traced program).
+        self.initial_params = initial_params
         self.static = dict(static)
         self.num_warmup = num_warmup
         self.num_samples = num_samples
@@ -72,9 +76,7 @@ class ChainProgram:
         total = num_warmup + num_samples
         self.rate = max(1, total // _NUM_UPDATES)
         if chain_method == "parallel":
-            # The data are broadcast to every device by pmap itself (in_axes=None),
-            # not replicated beforehand by one small compiled program per array.
-            self._compiled = jax.pmap(self._one_chain, in_axes=(0, None, 0))
+            self._compiled = jax.pmap(self._one_chain)
         elif chain_method == "vectorized":
             self._compiled = jax.jit(self._vectorized_chains)
         else:
@@ -130,10 +132,18 @@ class ChainProgram:
         stats = [s[keep] for s in stats]
         return draws, stats
 
-    def _one_chain(self, rng_key, dynamic, chain):
+    def _init_params(self, kwargs, values):
+        if values is None:
+            return None
+        if self.initial_params is None:
+            return values
+        return self.initial_params(kwargs, values)
+
+    def _one_chain(self, rng_key, dynamic, chain, values):
         kwargs = {**dynamic, **self.static}
         kernel = self.make_kernel(kwargs)
-        state = kernel.init(rng_key, self.num_warmup, None, (), kwargs)
+        init = self._init_params(kwargs, values)
+        state = kernel.init(rng_key, self.num_warmup, init, (), kwargs)
         postprocess = kernel.postprocess_fn((), kwargs)
         return self._loop(
             kernel,
@@ -144,12 +154,14 @@ class ChainProgram:
             postprocess,
         )
 
-    def _vectorized_chains(self, rng_keys, dynamic, chain):
+    def _vectorized_chains(self, rng_keys, dynamic, chain, values):
         kwargs = {**dynamic, **self.static}
         kernel = self.make_kernel(kwargs)
-        state = jax.vmap(lambda k: kernel.init(k, self.num_warmup, None, (), kwargs))(
-            rng_keys
-        )
+        state = jax.vmap(
+            lambda k, v: kernel.init(
+                k, self.num_warmup, self._init_params(kwargs, v), (), kwargs
+            )
+        )(rng_keys, values)
         postprocess = jax.vmap(kernel.postprocess_fn((), kwargs))
         draws, stats = self._loop(
             kernel,
@@ -165,21 +177,38 @@ class ChainProgram:
 
     # -- the driver -------------------------------------------------------------------
     def run(
-        self, rng_key: jax.Array, dynamic: Mapping[str, Any], num_chains: int
+        self,
+        rng_key: jax.Array,
+        dynamic: Mapping[str, Any],
+        num_chains: int,
+        init_values: Mapping[str, np.ndarray] | None = None,
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Run ``num_chains`` chains; draws and fields shaped ``(chain, draw, ...)``."""
+        """Run ``num_chains`` chains; draws and fields shaped ``(chain, draw, ...)``.
+
+        ``init_values`` are the chains' starting values, one per chain (a leading
+        chain axis), passed to the kernel's ``initial_params``; ``None`` lets the
+        kernel initialise itself.
+        """
         keys = jax.random.split(rng_key, num_chains)
+        values = None if init_values is None else dict(init_values)
         total = self.num_warmup + self.num_samples
         bars = self._open_bars(num_chains, total)
         try:
             if self.chain_method == "parallel":
+                # Replicated on the host (NumPy views, no compiled program per
+                # array); pmap's in_axes=None for a dict of arrays next to other
+                # arguments mis-assigns axes in this JAX version.
+                replicated = {
+                    k: np.broadcast_to(np.asarray(v), (num_chains, *np.shape(v)))
+                    for k, v in dynamic.items()
+                }
                 chains = np.arange(num_chains)
-                draws, stats = self._compiled(keys, dynamic, chains)
+                draws, stats = self._compiled(keys, replicated, chains, values)
             elif self.chain_method == "vectorized":
-                draws, stats = self._compiled(keys, dynamic, jnp.asarray(0))
+                draws, stats = self._compiled(keys, dynamic, jnp.asarray(0), values)
             else:
                 outputs = [
-                    self._compiled(keys[i], dynamic, jnp.asarray(i))
+                    self._compiled(keys[i], dynamic, jnp.asarray(i), _chain(values, i))
                     for i in range(num_chains)
                 ]
                 draws = jax.tree.map(
@@ -212,24 +241,40 @@ class ChainProgram:
             bar.close()
 
 
+def _chain(values: Mapping[str, np.ndarray] | None, index: int):
+    return None if values is None else {k: v[index] for k, v in values.items()}
+
+
 def _hashable(value: Any) -> Hashable:
     hash(value)
     return value
 
 
 def chain_program(
-    key: tuple, make_kernel: Callable, static: Mapping[str, Any], **settings: Any
+    key: tuple,
+    make_kernel: Callable,
+    static: Mapping[str, Any],
+    initial_params: Callable | None = None,
+    **settings: Any,
 ) -> ChainProgram:
-    """Return the cached program for ``key``, building it on first use."""
+    """Return the cached program for ``key``, building it on first use.
+
+    ``make_kernel`` and ``initial_params`` must depend on nothing but what
+    ``key`` describes: a cached program keeps those of its first build.
+    """
     try:
         cache_key = (_hashable(key), tuple(sorted(settings.items())))
         program = _PROGRAMS.get(cache_key)
     except TypeError:  # unhashable static data or options: no caching
-        return ChainProgram(make_kernel, static, **settings)
+        return ChainProgram(
+            make_kernel, static, initial_params=initial_params, **settings
+        )
     if program is None:
         if len(_PROGRAMS) >= _MAX_PROGRAMS:
             _PROGRAMS.pop(next(iter(_PROGRAMS)))
-        program = ChainProgram(make_kernel, static, **settings)
+        program = ChainProgram(
+            make_kernel, static, initial_params=initial_params, **settings
+        )
         _PROGRAMS[cache_key] = program
     return program
 
@@ -241,6 +286,8 @@ def run_chains(
     make_kernel: Callable,
     data: Mapping[str, Any],
     num_chains: int,
+    init_values: Mapping[str, np.ndarray] | None = None,
+    initial_params: Callable | None = None,
     **settings: Any,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Split ``data`` into arrays and static values, and run the cached program."""
@@ -249,6 +296,7 @@ def run_chains(
         (key, tuple(sorted(static.items(), key=lambda kv: kv[0]))),
         make_kernel,
         static,
+        initial_params,
         **settings,
     )
-    return program.run(rng_key, dynamic, num_chains)
+    return program.run(rng_key, dynamic, num_chains, init_values)

@@ -50,6 +50,10 @@ class ModelInfo:
     dims : dict
         Dimension names of each site's value, from its plates (plate name = dim
         name) and ``{site}_dim_{i}`` for event dimensions.
+    shapes : dict
+        The shape of each latent site's value.
+    supports : dict
+        The support (a NumPyro constraint) of each latent site.
     max_plate_nesting : int
         The number of nested plates, for enumeration.
     subsampled : bool
@@ -65,6 +69,8 @@ class ModelInfo:
     deterministic_sites: tuple[str, ...]
     observed_values: dict[str, np.ndarray]
     dims: dict[str, tuple[str, ...]]
+    shapes: dict[str, tuple[int, ...]]
+    supports: dict[str, Any]
     max_plate_nesting: int
     subsampled: bool
 
@@ -137,7 +143,7 @@ def inspect_model(model: Callable, data: Mapping[str, Any], rng_key) -> ModelInf
 
     latent, continuous, discrete, enumerable = [], [], [], []
     observed, factors, deterministic = [], [], []
-    observed_values, dims = {}, {}
+    observed_values, dims, shapes, supports = {}, {}, {}, {}
     subsampled = False
     for name, site in model_trace.items():
         if site["type"] == "plate":
@@ -157,6 +163,8 @@ def inspect_model(model: Callable, data: Mapping[str, Any], rng_key) -> ModelInf
                 observed_values[name] = np.asarray(site["value"])
             continue
         latent.append(name)
+        shapes[name] = tuple(np.shape(site["value"]))
+        supports[name] = fn.support
         if fn.is_discrete:
             discrete.append(name)
             if fn.has_enumerate_support:
@@ -175,6 +183,8 @@ def inspect_model(model: Callable, data: Mapping[str, Any], rng_key) -> ModelInf
         deterministic_sites=tuple(deterministic),
         observed_values=observed_values,
         dims=dims,
+        shapes=shapes,
+        supports=supports,
         max_plate_nesting=_guess_max_plate_nesting(model_trace),
         subsampled=subsampled,
     )

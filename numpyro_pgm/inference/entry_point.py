@@ -95,7 +95,10 @@ def fit(
         (1000), ``num_chains`` (4), ``chain_method`` (see
         :func:`numpyro_pgm.inference.mcmc.default_chain_method`), ``thinning``,
         ``target_accept_prob``, ``max_tree_depth``, ``dense_mass``,
-        ``progress_bar``. Laplace/MAP: ``optimizer`` (``"lbfgs"`` or
+        ``progress_bar``; NUTS/HMC also ``init_strategy`` (NumPyro's, e.g.
+        ``init_to_value(values=...)``), Gibbs ``conditionals`` and ``init_params``
+        (constrained starting values, one for all chains or one per chain).
+        Laplace/MAP: ``optimizer`` (``"lbfgs"`` or
         ``"newton"``), ``max_iterations``, ``tolerance``, ``hessian_repair``.
         SVI: ``num_steps``, ``num_samples``, ``num_chains`` (restarts),
         ``learning_rate``, ``optimizer``, ``loss``, ``stop_on_plateau``.

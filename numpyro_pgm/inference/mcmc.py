@@ -24,6 +24,7 @@ from numpyro.infer.hmc_gibbs import HMCGibbsState
 
 from .._typing import GibbsUpdate
 from ._chains import run_chains
+from ._initial import check_init_params, unconstraining
 from ._inspect import ModelInfo, enumerated
 
 __all__ = ["default_chain_method", "run_gibbs", "run_hmc", "CHAIN_METHODS"]
@@ -101,6 +102,8 @@ def _run(
     chain_method: str | None,
     thinning: int,
     progress_bar: bool,
+    init_values: Mapping[str, np.ndarray] | None = None,
+    initial_params: Callable | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
     _check_counts(
         num_warmup=num_warmup,
@@ -123,6 +126,8 @@ def _run(
         make_kernel=make_kernel,
         data=data,
         num_chains=num_chains,
+        init_values=init_values,
+        initial_params=initial_params,
         num_warmup=num_warmup,
         num_samples=num_samples,
         thinning=thinning,
@@ -294,6 +299,7 @@ def run_gibbs(
     target_accept_prob: float = 0.8,
     max_tree_depth: int = 10,
     dense_mass: bool = False,
+    init_params: Mapping[str, Any] | None = None,
     progress_bar: bool = True,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
     """Run block Gibbs with NumPyro's composable Gibbs kernels.
@@ -303,6 +309,11 @@ def run_gibbs(
     conditional given the current ``values`` of every latent site. Sites without
     one are updated by discrete Gibbs (finite discrete sites) or, jointly, by NUTS
     (continuous sites).
+
+    ``init_params`` starts the chains at given values (constrained, as the model
+    samples them; one value for all chains or one per chain, see
+    :func:`._initial.check_init_params`); sites left out start from a prior draw.
+    The sites updated by NUTS are given all together or not at all.
     """
     conditionals = {_block_sites(k): v for k, v in (conditionals or {}).items()}
     owned: set[str] = set()
@@ -332,6 +343,9 @@ def run_gibbs(
             )
         )
     continuous_left = [s for s in info.continuous_sites if s not in owned]
+    init_values = check_init_params(
+        init_params, info, num_chains, all_or_none=continuous_left
+    )
     sampled = frozenset(info.discrete_sites)
 
     def no_enumeration(site: dict) -> dict:
@@ -380,6 +394,10 @@ def run_gibbs(
         chain_method=chain_method,
         thinning=thinning,
         progress_bar=progress_bar,
+        init_values=init_values,
+        initial_params=unconstraining(
+            handlers.infer_config(model, config_fn=no_enumeration), continuous_left
+        ),
     )
     extra["settings"].update(
         conditional_sites=sorted(owned),
