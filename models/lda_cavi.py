@@ -93,7 +93,8 @@ class CAVIResult(NamedTuple):
     theta_concentration : Array of shape (num_documents, num_topics)
         :math:`\gamma`: :math:`q(\theta_d) = \mathrm{Dirichlet}(\gamma_d)`.
     elbo : Array of shape (num_iterations,)
-        The ELBO after every sweep (closed form); non-decreasing.
+        The ELBO after every sweep (closed form); non-decreasing under
+        ``schedule="coordinate"``.
     converged : bool
         Whether the change of the ELBO per token fell below ``tol``.
     num_iterations : int
@@ -177,6 +178,12 @@ def cavi(
       (from the restart), i.e. the recorded ELBO is at least that of the E-step
       it follows.
 
+    Which to use: ``"coordinate"`` is the fastest per fit and the one with a
+    monotone ELBO (a check that the updates are right); ``"variational-em"``
+    under ``jax.enable_x64`` is scikit-learn's batch fit and reaches its held-out
+    perplexity, at more time per fit; in float32 it lands between the two (the
+    numbers on the docstring corpus are in ``benchmarks/results/lda.md``).
+
     Parameters
     ----------
     rng_key : Array
@@ -197,11 +204,13 @@ def cavi(
     tol : float
         Stop when the ELBO per token changes by less than ``tol``.
     init : array_like of shape (num_topics, vocab_size), optional
-        Initial :math:`\lambda`; default :math:`\exp(0.1\,\epsilon_{kv})`
-        with :math:`\epsilon_{kv} \sim \mathcal{N}(0, 1)`: mean about 1 and
-        spread 0.1, like the :math:`\mathrm{Gamma}(100, 1/100)` start of [2]_
-        without compiling a gamma sampler. :math:`\gamma` starts at
-        :math:`\alpha + N_d/K`.
+        Initial :math:`\lambda`. Default for ``"variational-em"``:
+        :math:`\lambda_{kv} \sim \mathrm{Gamma}(100, 1/100)`, scikit-learn's
+        start [2]_; for ``"coordinate"``: :math:`\exp(0.1\,\epsilon_{kv})`
+        with :math:`\epsilon_{kv} \sim \mathcal{N}(0, 1)` (mean about 1 and
+        spread 0.1, like the gamma start, without compiling a gamma sampler).
+        Under ``"coordinate"``, :math:`\gamma` starts at :math:`\alpha +
+        N_d/K`.
     schedule : {"coordinate", "variational-em"}
         How the local updates are scheduled (above).
     local_tol : float, optional
@@ -267,9 +276,7 @@ def cavi(
     if init is None:
         keys = jax.random.split(rng_key, num_restarts)
         shape = (num_topics, entries.vocab_size)
-        starts = [
-            (jnp.exp(0.1 * jax.random.normal(key, shape, dtype)), key) for key in keys
-        ]
+        starts = [(_initial_lambda(key, shape, dtype, restart), key) for key in keys]
     else:
         lam = jnp.asarray(init, dtype)
         if lam.shape != (num_topics, entries.vocab_size) or not bool(jnp.all(lam > 0)):
@@ -308,6 +315,13 @@ def cavi(
         if best is None or float(elbo[-1]) > float(best.elbo[-1]):
             best = fit
     return best
+
+
+def _initial_lambda(key, shape, dtype, gamma_start: bool) -> Array:
+    """Random initial lambda: Gamma(100, 1/100) or exp(0.1 N(0, 1))."""
+    if gamma_start:
+        return 0.01 * jax.random.gamma(key, 100.0, shape, dtype)
+    return jnp.exp(0.1 * jax.random.normal(key, shape, dtype))
 
 
 def _check_iterations(name: str, value: Any) -> None:

@@ -438,6 +438,21 @@ def test_restarts_keep_the_start_with_the_highest_elbo(small_corpus):
     assert len(set(finals)) > 1  # the starts do differ
 
 
+def test_variational_em_starts_from_the_documented_gamma_draws(small_corpus):
+    """schedule='variational-em' starts lambda at Gamma(100, 1/100) draws (key
+    split from rng_key), like scikit-learn; the coordinate schedule's start is
+    checked by the restart test above."""
+    counts, key = small_corpus["counts"], jax.random.key(9)
+    options = {"num_topics": 3, "schedule": "variational-em", "num_iterations": 5}
+    default = lda_cavi.cavi(key, counts, **options)
+    subkey = jax.random.split(key, 1)[0]
+    given = lda_cavi.cavi(  # the E-step draws use the start's key
+        subkey, counts, init=0.01 * jax.random.gamma(subkey, 100.0, (3, 7)), **options
+    )
+    np.testing.assert_array_equal(default.elbo, given.elbo)
+    np.testing.assert_array_equal(default.beta_concentration, given.beta_concentration)
+
+
 def test_fold_in_with_the_true_topics_recovers_the_proportions(recovery_corpus):
     """gamma concentrates on theta: |E theta - theta| within Z posterior sds."""
     gamma = np.asarray(
