@@ -404,7 +404,9 @@ def stochastic_volatility_model(
 
     Non-centred: site ``innovations`` :math:`e_{1:T}`, deterministic
     ``log_volatility`` :math:`h_{1:T}`; sites ``mu``, ``phi``, ``sigma``. ``y`` has
-    shape ``(T,)``; ``NaN`` entries are masked and recorded as 0.
+    shape ``(T,)``; ``NaN`` entries are masked and recorded as 0. ``phi``'s support
+    is :math:`(-1, 1)`, so NUTS and SVI move :math:`\operatorname{logit}((\phi +
+    1) / 2)` and never leave the stationary region.
 
     References
     ----------
