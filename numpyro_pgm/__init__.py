@@ -11,6 +11,8 @@ configure_host_devices()
 
 from ._validation import allow_missing as allow_missing  # noqa: E402
 from ._validation import missing_ok_arguments as missing_ok_arguments  # noqa: E402
+from .compare import Comparison as Comparison  # noqa: E402
+from .compare import compare as compare  # noqa: E402
 from .diagnostics import CheckReport as CheckReport  # noqa: E402
 from .diagnostics import ConvergenceWarning as ConvergenceWarning  # noqa: E402
 from .diagnostics import check as check  # noqa: E402
@@ -20,6 +22,7 @@ from .inference import LaplaceError as LaplaceError  # noqa: E402
 from .inference import SVIError as SVIError  # noqa: E402
 from .inference import fit as fit  # noqa: E402
 from .inference._inspect import ModelError as ModelError  # noqa: E402
+from .report import report as report  # noqa: E402
 from .results import InferenceResult as InferenceResult  # noqa: E402
 from .results import load as load  # noqa: E402
 
@@ -47,13 +50,13 @@ __all__ = [
 
 __version__ = "0.1.0"
 
-# Plotting, reports, comparisons and SBC pull in matplotlib, arviz-plots and pandas
-# (about a second of imports): loaded on first use, so `fit` starts fast.
+# Plotting and SBC pull in matplotlib and arviz-plots (about a second of imports):
+# loaded on first use, so `fit` starts fast. `compare` and `report` are imported
+# above (they import their heavy dependencies inside), because a lazily bound
+# function named like its module would be replaced by the module as soon as
+# anything imported `numpyro_pgm.compare` or `numpyro_pgm.report`.
 _LAZY = {
     "plots": (".plots", None),
-    "report": (".report", "report"),
-    "compare": (".compare", "compare"),
-    "Comparison": (".compare", "Comparison"),
     "sbc": (".calibration", "sbc"),
     "SBCResult": (".calibration", "SBCResult"),
 }

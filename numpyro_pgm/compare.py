@@ -11,16 +11,15 @@ method the gaps are Monte Carlo noise, of order :math:`1/\sqrt{\text{ESS}}`.
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import arviz_stats as azs
 import numpy as np
-import pandas as pd
-import xarray as xr
-from arviz_stats.base import array_stats
 
 from .diagnostics import check
 from .results import InferenceResult
+
+if TYPE_CHECKING:  # pandas, xarray and arviz-stats are imported where they are used
+    import pandas as pd
 
 __all__ = ["Comparison", "compare", "label_results", "markdown_table"]
 
@@ -54,7 +53,7 @@ class Comparison:
         The label of the reference result.
     """
 
-    table: pd.DataFrame
+    table: "pd.DataFrame"
     reference: str
 
     def to_markdown(self, *, digits: int = 3) -> str:
@@ -132,7 +131,7 @@ def label_results(
     return dict(items)
 
 
-def markdown_table(frame: pd.DataFrame, *, digits: int = 3) -> str:
+def markdown_table(frame: "pd.DataFrame", *, digits: int = 3) -> str:
     """Write a DataFrame as a Markdown pipe table, index included.
 
     Parameters
@@ -245,6 +244,8 @@ def _flat(result: InferenceResult, site: str) -> np.ndarray:
 
 
 def _ess(result: InferenceResult, sites: Sequence[str]) -> tuple[float, str]:
+    from arviz_stats.base import array_stats
+
     draws = result.num_chains * result.num_draws
     if result.method in REFERENCE_METHODS:
         if result.num_draws < 4:
@@ -263,6 +264,7 @@ def _ess(result: InferenceResult, sites: Sequence[str]) -> tuple[float, str]:
 
 
 def _khat(result: InferenceResult) -> float:
+
     for finding in check(result):
         if finding.name == "pareto_khat":
             return float(finding.value)
@@ -276,6 +278,9 @@ def _wasserstein(reference: np.ndarray, other: np.ndarray) -> float:
     repeated (which leaves its empirical distribution unchanged) so that every draw
     of the larger one is used.
     """
+    import arviz_stats as azs
+    import xarray as xr
+
     size = int(max(reference.size, other.size))
     first, second = (
         xr.DataArray(
@@ -335,6 +340,8 @@ def compare(
     >>> comparison = pgm.compare([nuts_result, laplace_result])  # doctest: +SKIP
     >>> comparison.table.loc[("mu", "laplace"), "mean_gap"]  # doctest: +SKIP
     """
+    import pandas as pd
+
     labelled = label_results(results, "compare")
     ref_label = _reference_label(labelled, reference)
     sites = _shared_sites(labelled, ref_label, var_names)

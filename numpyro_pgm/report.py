@@ -16,11 +16,6 @@ import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import arviz_stats as azs
-import matplotlib.pyplot as plt
-import pandas as pd
-
-from . import plots
 from .compare import compare, label_results, markdown_table
 from .diagnostics import check
 from .results import InferenceResult
@@ -144,6 +139,8 @@ def _safe(label: str) -> str:
 
 
 def _draw_all(labelled, staging: Path, var_names):
+    from . import plots  # matplotlib and arviz-plots: imported on first use
+
     """Save each applicable figure; return {label: [(plot, file)]} and skips."""
     pictures: dict[str, list[tuple[str, str]]] = {}
     skipped: dict[str, list[tuple[str, str]]] = {}
@@ -177,6 +174,8 @@ def _draw_all(labelled, staging: Path, var_names):
 
 
 def _save(draw, path: Path) -> bool | str:
+    import matplotlib.pyplot as plt
+
     """Draw and save a figure; return True, or the reason it does not apply."""
     try:
         figure = draw()
@@ -190,6 +189,8 @@ def _save(draw, path: Path) -> bool | str:
 
 
 def _summary(labelled, title, pictures, skipped, var_names) -> str:
+    import pandas as pd
+
     lines = [f"# {title or 'Inference report'}", ""]
     overview = pd.DataFrame(
         [
@@ -224,6 +225,8 @@ def _reference(labelled) -> int:
 
 
 def _stats_table(result: InferenceResult, var_names) -> str:
+    import arviz_stats as azs
+
     kind = "all" if result.method in _MCMC and result.num_draws >= 4 else "stats"
     with warnings.catch_warnings():
         # One chain or one draw gives NaN diagnostics; the table shows them blank.

@@ -5,6 +5,8 @@ import importlib
 import importlib.metadata
 import importlib.util
 import inspect
+import subprocess
+import sys
 
 import pytest
 
@@ -53,3 +55,17 @@ def test_virtual_devices_were_configured_for_parallel_chains():
     # still ask for virtual CPU devices.
     assert jax.local_device_count() >= 4
     assert numpyro_pgm.inference.default_chain_method(4) == "parallel"
+
+
+def test_public_functions_stay_functions_after_their_modules_are_imported():
+    # `compare` and `report` share their names with their modules; importing the
+    # modules (as report, plots or user code do) must not replace the functions.
+    code = (
+        "import numpyro_pgm as pgm\n"
+        "pgm.plots; pgm.sbc\n"
+        "import numpyro_pgm.compare, numpyro_pgm.report, numpyro_pgm.calibration\n"
+        "assert callable(pgm.compare) and callable(pgm.report), "
+        "(pgm.compare, pgm.report)\n"
+        "assert callable(pgm.sbc)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
