@@ -127,8 +127,8 @@ def main() -> None:
         per_leapfrog = leapfrog_seconds(model, data)
         per_step, steps_per_draw = nuts_seconds_per_gradient(model, data)
         rows.append(
-            f"| {workload} | {per_gradient * 1e6:.1f} | {per_leapfrog * 1e6:.1f} | "
-            f"{per_step * 1e6:.1f} | {per_step / per_gradient:.2f} | "
+            f"| {workload} | {per_gradient * 1e6:.3g} | {per_leapfrog * 1e6:.3g} | "
+            f"{per_step * 1e6:.3g} | {per_step / per_gradient:.2f} | "
             f"{per_step / per_leapfrog:.2f} | {steps_per_draw:.1f} |"
         )
     body = (
