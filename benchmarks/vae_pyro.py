@@ -294,7 +294,7 @@ def main() -> None:
             f"Medians of {args.repeats} interleaved repeats, {args.num_epochs} epochs "
             f"of {NUM_IMAGES // BATCH} steps; {platform.processor() or 'CPU'}, "
             f"{versions}; load average {os.getloadavg()[0]:.1f} on "
-            f"{os.cpu_count()} cores at the end (other jobs were running).",
+            f"{os.cpu_count()} cores at the end.",
             "",
             table,
             "",
