@@ -97,7 +97,6 @@ from numpyro_pgm.models import state_space as ss  # noqa: E402
 
 import numpyro_pgm as pgm  # noqa: E402
 from numpyro_pgm import datasets  # noqa: E402
-from numpyro_pgm.compare import compare  # noqa: E402
 
 METHODS = ("nuts", "svi-lowrank")
 PARAMETERS = ("mu", "phi", "sigma")
@@ -332,9 +331,7 @@ def report(results: Mapping[str, Any], out_dir: str | Path) -> dict[str, Any]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data, fits = results["data"], results["fits"]
-    # Imported from its module: once pgm.report or pgm.plots has loaded the
-    # numpyro_pgm.compare submodule, the lazy attribute pgm.compare is that module.
-    comparison = compare(fits, var_names=list(PARAMETERS))
+    comparison = pgm.compare(fits, var_names=list(PARAMETERS))
     metrics = {
         method: _metrics(result, comparison, method, data)
         for method, result in fits.items()
