@@ -74,6 +74,7 @@ matplotlib.use("Agg")
 import jax  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from numpyro_pgm.case_studies._outputs import diagnostics_section, save_figures  # noqa: E402
 from numpyro_pgm.models import lda, lda_cavi, lda_guides, lda_metrics  # noqa: E402
 
 import numpyro_pgm as pgm  # noqa: E402
@@ -411,26 +412,20 @@ def report(results: Mapping[str, Any], out_dir: str | Path) -> dict[str, dict]:
         ),
         "coherence.png": plot_coherence(metrics, order),
     }
-    for name, figure in figures.items():
-        figure.savefig(out_dir / name, dpi=110)
-        plt.close(figure)
+    save_figures(figures, out_dir, dpi=110)
     summary = _summary(results, metrics, order, figures)
     # The project's standard report for the InferenceResult fits (the SVI ones):
     # ELBO traces, checks and summary statistics of the global site beta (the
     # per-document theta has one row per document and is left out).
     svi = {m: fit["result"] for m, fit in fits.items() if "result" in fit}
     if svi:
-        diagnostics = pgm.report(
+        summary += diagnostics_section(
             svi,
-            out_dir / "diagnostics",
+            out_dir,
             title="LDA on the docstring corpus: diagnostics of the SVI fits",
             var_names=["beta"],
-        )
-        summary += (
-            "\n## Diagnostics\n\nELBO traces, checks and summary statistics of "
-            "the topics (beta) for the SVI fits: "
-            f"[{diagnostics.relative_to(out_dir)}]"
-            f"({diagnostics.relative_to(out_dir)}).\n"
+            description="ELBO traces, checks and summary statistics of the topics "
+            "(beta) for the SVI fits",
         )
     (out_dir / "summary.md").write_text(summary)
     return metrics

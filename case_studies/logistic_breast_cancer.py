@@ -61,6 +61,7 @@ import jax  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from arviz_stats.base import array_stats  # noqa: E402
+from numpyro_pgm.case_studies._outputs import diagnostics_section, save_figures  # noqa: E402
 from numpyro_pgm.models import logistic  # noqa: E402
 
 import numpyro_pgm as pgm  # noqa: E402
@@ -378,22 +379,16 @@ def report(results: Mapping[str, Any], out_dir: str | Path) -> dict[str, dict]:
     }
     if "nuts" in fits and len(fits) > 1:
         figures["posterior_sd.png"] = plot_posterior_sd(fits)
-    for name, figure in figures.items():
-        figure.savefig(out_dir / name, dpi=120)
-        plt.close(figure)
+    save_figures(figures, out_dir)
     # The project's standard report: trace/rank/ESS/ELBO figures per method, the
     # check tables, summary statistics and the method comparison against NUTS.
-    diagnostics = pgm.report(
+    summary = _summary(results, metrics, figures) + diagnostics_section(
         fits,
-        out_dir / "diagnostics",
+        out_dir,
         title="Logistic regression on breast cancer: diagnostics",
         var_names=["b", "w"],
-    )
-    summary = _summary(results, metrics, figures)
-    summary += (
-        "\n\n## Diagnostics\n\nPer-method figures, summary statistics and the "
-        f"comparison with NUTS: [{diagnostics.relative_to(out_dir)}]"
-        f"({diagnostics.relative_to(out_dir)}).\n"
+        description="Per-method figures, summary statistics and the comparison "
+        "with NUTS",
     )
     (out_dir / "summary.md").write_text(summary)
     return metrics

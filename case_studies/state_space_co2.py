@@ -71,11 +71,11 @@ matplotlib.use("Agg")
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import numpyro  # noqa: E402
 import numpyro.distributions as dist  # noqa: E402
 from numpyro_pgm.case_studies import _co2_figures as figs  # noqa: E402
+from numpyro_pgm.case_studies._outputs import diagnostics_section, save_figures  # noqa: E402
 from numpyro_pgm.models import state_space as ss  # noqa: E402
 
 import numpyro_pgm as pgm  # noqa: E402
@@ -382,24 +382,18 @@ def report(results: Mapping[str, Any], out_dir: str | Path) -> dict[str, Any]:
     }
     if data["missing"].any():
         figures["missing.png"] = figs.plot_gap(data, components)
-    for name, figure in figures.items():
-        figure.savefig(out_dir / name, dpi=120)
-        plt.close(figure)
+    save_figures(figures, out_dir)
     # The project's standard report of the fit: its checks, summary statistics of
     # the four sds and the figures that apply to the method (trace, rank and ESS
     # for NUTS; Pareto k-hat for Laplace; none but the table for MAP).
     method = results["args"].method
-    diagnostics = pgm.report(
+    summary = _summary(results, figures, metrics) + diagnostics_section(
         {method: results["result"]},
-        out_dir / "diagnostics",
+        out_dir,
         title="Mauna Loa CO2, trend + seasonal: diagnostics",
         var_names=list(PRIOR_SCALES),
-    )
-    summary = _summary(results, figures, metrics)
-    summary += (
-        "\n## Diagnostics\n\nThe fit's checks, summary statistics of the four sds "
-        "and its diagnostic figures: "
-        f"[{diagnostics.relative_to(out_dir)}]({diagnostics.relative_to(out_dir)}).\n"
+        description="The fit's checks, summary statistics of the four sds and its "
+        "diagnostic figures",
     )
     (out_dir / "summary.md").write_text(summary)
     return metrics

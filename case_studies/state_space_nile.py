@@ -90,12 +90,12 @@ matplotlib.use("Agg")
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.optimize  # noqa: E402
 from numpyro.diagnostics import effective_sample_size  # noqa: E402
 from numpyro.infer import init_to_median  # noqa: E402
 from numpyro_pgm.case_studies import _nile_figures as figs  # noqa: E402
+from numpyro_pgm.case_studies._outputs import diagnostics_section, save_figures  # noqa: E402
 from numpyro_pgm.models import state_space as ss  # noqa: E402
 
 import numpyro_pgm as pgm  # noqa: E402
@@ -426,24 +426,18 @@ def report(results: Mapping[str, Any], out_dir: str | Path) -> dict[str, Any]:
     }
     if len(results["paths"]) > 1:
         figures["methods.png"] = figs.plot_methods(data["year"], results["paths"])
-    for name, figure in figures.items():
-        figure.savefig(out_dir / name, dpi=120)
-        plt.close(figure)
+    save_figures(figures, out_dir)
     # The project's standard report: trace/rank/ESS figures per sampler, the check
     # tables, summary statistics and, with both samplers, their comparison. The
     # two scales only: the latent sampler's 100 innovations and states would
     # swamp the tables (its level draws are compared in methods.png instead).
-    diagnostics = pgm.report(
+    summary = _summary(results, metrics, figures) + diagnostics_section(
         fits,
-        out_dir / "diagnostics",
+        out_dir,
         title="The Nile, local level model: diagnostics",
         var_names=list(SCALES),
-    )
-    summary = _summary(results, metrics, figures)
-    summary += (
-        "\n\n## Diagnostics\n\nPer-sampler trace, rank and ESS figures, summary "
-        "statistics of the two scales and the comparison of the samplers: "
-        f"[{diagnostics.relative_to(out_dir)}]({diagnostics.relative_to(out_dir)}).\n"
+        description="Per-sampler trace, rank and ESS figures, summary statistics of "
+        "the two scales and the comparison of the samplers",
     )
     (out_dir / "summary.md").write_text(summary)
     return {"mle": mle, "statsmodels": results["statsmodels"], "posterior": metrics}

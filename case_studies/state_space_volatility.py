@@ -87,12 +87,12 @@ import matplotlib
 matplotlib.use("Agg")
 
 import jax  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from numpyro.infer import init_to_median  # noqa: E402
 from numpyro.infer.autoguide import AutoLowRankMultivariateNormal  # noqa: E402
 from numpyro_pgm.case_studies import _volatility_figures as figs  # noqa: E402
+from numpyro_pgm.case_studies._outputs import diagnostics_section, save_figures  # noqa: E402
 from numpyro_pgm.models import state_space as ss  # noqa: E402
 
 import numpyro_pgm as pgm  # noqa: E402
@@ -341,19 +341,14 @@ def report(results: Mapping[str, Any], out_dir: str | Path) -> dict[str, Any]:
         figures["parameters.png"] = figs.plot_parameters(fits, PARAMETERS)
     if "svi-lowrank" in fits:
         figures["elbo.png"] = pgm.plots.elbo(fits["svi-lowrank"])
-    for name, figure in figures.items():
-        figure.savefig(out_dir / name, dpi=120)
-        plt.close(figure)
-    diagnostics = pgm.report(
+    save_figures(figures, out_dir)
+    summary = _summary(results, metrics, figures) + diagnostics_section(
         fits,
-        out_dir / "diagnostics",
+        out_dir,
         title="Stochastic volatility of US GDP growth: diagnostics",
         var_names=list(PARAMETERS),
-    )
-    link = diagnostics.relative_to(out_dir)
-    summary = _summary(results, metrics, figures) + (
-        "\n## Diagnostics\n\nPer-method figures, summary statistics of the three "
-        f"parameters and the comparison of SVI with NUTS: [{link}]({link}).\n"
+        description="Per-method figures, summary statistics of the three parameters "
+        "and the comparison of SVI with NUTS",
     )
     (out_dir / "summary.md").write_text(summary)
     return metrics

@@ -83,8 +83,8 @@ import matplotlib
 matplotlib.use("Agg")
 
 import jax  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from numpyro_pgm.case_studies._outputs import save_figures  # noqa: E402
 from numpyro_pgm.case_studies._vae_figures import (  # noqa: E402
     plot_elbo_curves,
     plot_interpolation,
@@ -372,9 +372,7 @@ def report(results: Mapping[str, Any], out_dir: str | Path) -> dict[int, dict]:
     }
     if 2 in runs:
         figures["latent_manifold.png"] = plot_latent_manifold(runs[2])
-    for name, figure in figures.items():
-        figure.savefig(out_dir / name, dpi=120)
-        plt.close(figure)
+    save_figures(figures, out_dir)
     summary = _summary(results, metrics, pixel_rows, figures)
     # The project's standard report, one per latent size (the codes differ in
     # size, so the runs are not compared site by site): the ELBO per SVI step,
