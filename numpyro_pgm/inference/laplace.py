@@ -256,6 +256,7 @@ def _find_mode(
 ):
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {optimizer!r}.")
+    _check_enumerable(info)
     program, dynamic, optimizer = _program(
         model, info, data, rng_key, optimizer, max_iterations, tolerance, hessian
     )
@@ -302,7 +303,6 @@ def run_laplace(
         raise ValueError(
             f"hessian_repair must be one of {HESSIAN_REPAIRS}; got {hessian_repair!r}."
         )
-    _check_enumerable(info)
     start = time.perf_counter()
     init_key, draw_key = jax.random.split(rng_key)
     program, dynamic, found = _find_mode(
@@ -396,7 +396,6 @@ def run_map(
     tolerance: float = 1e-5,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
     """Find the posterior mode (on the unconstrained space); one draw, one chain."""
-    _check_enumerable(info)
     start = time.perf_counter()
     init_key, _ = jax.random.split(rng_key)
     program, dynamic, found = _find_mode(
