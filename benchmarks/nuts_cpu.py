@@ -2,7 +2,8 @@
 
 Three reference workloads, 4 chains x (1000 warmup + 1000 draws), each variant in a
 fresh process (so compilation counts, as users experience it), variants interleaved
-within each repeat, medians over repeats:
+within each repeat, repeat ``r`` drawing with seed ``r`` in every variant (so the
+medians average over seeds, not over identical runs), medians over repeats:
 
 - ``logreg``: Bayesian logistic regression on scikit-learn's Wisconsin breast-cancer
   data (569 x 30, standardised), w ~ N(0, 1), intercept ~ N(0, 5);
@@ -15,9 +16,12 @@ within each repeat, medians over repeats:
 Variants: ``numpyro-default`` (``MCMC(NUTS(model))`` as a user writes it: one CPU
 device, so chains run one after another), ``numpyro-4-devices`` (the same with 4
 virtual host devices set by hand), ``pgm`` (``numpyro_pgm.fit(method="nuts")``
-with its defaults), and, when a peer environment is given with ``--peer-python``
-(a Python with ``pymc`` and ``nutpie``), ``pymc`` (``pm.sample()`` defaults) and
-``nutpie`` (``nutpie.sample(nutpie.compile_pymc_model(model))``). On ``logreg``,
+with its defaults, on a first run ever: its persistent compilation cache starts
+empty), ``pgm-warm`` (the same again, its cache filled by the ``pgm`` run of the
+same repeat: every later run of the same model and data shapes), and, when a
+peer environment is given with ``--peer-python`` (a Python with ``pymc`` and
+``nutpie``), ``pymc`` (``pm.sample()`` defaults) and ``nutpie``
+(``nutpie.sample(nutpie.compile_pymc_model(model))``). On ``logreg``,
 ``pgm-laplace`` and ``pgm-svi`` time ``fit(method="laplace")`` and
 ``fit(method="svi")`` (AutoNormal, up to 10,000 steps with the plateau rule)
 against ``fit(method="nuts")``.
@@ -37,13 +41,15 @@ import argparse
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 WORKLOADS = ("logreg", "schools", "mixture")
-JAX_VARIANTS = ("numpyro-default", "numpyro-4-devices", "pgm")
+JAX_VARIANTS = ("numpyro-default", "numpyro-4-devices", "pgm", "pgm-warm")
 PEER_VARIANTS = ("pymc", "nutpie")
 ROOT = Path(__file__).resolve().parents[1]
 SCHOOL_Y = [28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0]
@@ -157,7 +163,7 @@ def _min_ess(groups: dict) -> float:
     return smallest
 
 
-def run_jax(workload: str, variant: str) -> dict:
+def run_jax(workload: str, variant: str, seed: int) -> dict:
     if variant == "numpyro-default":
         os.environ["NUMPYRO_PGM_HOST_DEVICES"] = "0"
     elif variant == "numpyro-4-devices":
@@ -177,7 +183,7 @@ def run_jax(workload: str, variant: str) -> dict:
     )
     data = workload_data(workload)
     model = numpyro_model(workload)
-    key = jax.random.key(0)
+    key = jax.random.key(seed)
     if variant in ("pgm-laplace", "pgm-svi"):
         import numpyro_pgm as pgm
 
@@ -210,7 +216,7 @@ def run_jax(workload: str, variant: str) -> dict:
     return _record(total, sum(compile_seconds), {k: samples[k] for k in latent})
 
 
-def run_peer(workload: str, variant: str) -> dict:
+def run_peer(workload: str, variant: str, seed: int) -> dict:
     start = time.perf_counter()
     import pymc as pm
 
@@ -219,7 +225,7 @@ def run_peer(workload: str, variant: str) -> dict:
     if variant == "pymc":
         with model:
             trace = pm.sample(
-                draws=1000, tune=1000, chains=4, random_seed=0, progressbar=False
+                draws=1000, tune=1000, chains=4, random_seed=seed, progressbar=False
             )
         compile_seconds = float("nan")
     else:
@@ -229,7 +235,7 @@ def run_peer(workload: str, variant: str) -> dict:
         compiled = nutpie.compile_pymc_model(model)
         compile_seconds = time.perf_counter() - compile_start
         trace = nutpie.sample(
-            compiled, draws=1000, tune=1000, chains=4, seed=0, progress_bar=False
+            compiled, draws=1000, tune=1000, chains=4, seed=seed, progress_bar=False
         )
     total = time.perf_counter() - start
     posterior = trace.posterior
@@ -252,13 +258,22 @@ def _record(total: float, compile_seconds: float, samples: dict) -> dict:
 
 
 # -- the driver -----------------------------------------------------------------------
-def _run_variant(workload: str, variant: str, peer_python: str | None) -> dict:
+def _run_variant(
+    workload: str, variant: str, seed: int, peer_python: str | None, cache: Path
+) -> dict:
     python = peer_python if variant in PEER_VARIANTS else sys.executable
+    # numpyro_pgm's compilation cache: `pgm` and its Laplace/SVI rows start from an
+    # empty folder (a first run ever); `pgm-warm` reuses the folder the `pgm` run of
+    # the same repeat filled (every later run). The NumPyro and peer variants run
+    # without one, as their defaults do.
+    if variant != "pgm-warm":
+        shutil.rmtree(cache, ignore_errors=True)
     completed = subprocess.run(
-        [python, __file__, "--single", workload, variant],
+        [python, __file__, "--single", workload, variant, str(seed)],
         check=True,
         capture_output=True,
         text=True,
+        env={**os.environ, "NUMPYRO_PGM_CACHE_DIR": str(cache)},
     )
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
@@ -297,7 +312,7 @@ def _table(workload: str, rows: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--single", nargs=2, metavar=("WORKLOAD", "VARIANT"))
+    parser.add_argument("--single", nargs=3, metavar=("WORKLOAD", "VARIANT", "SEED"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS))
     parser.add_argument("--peer-python", default=None)
@@ -306,9 +321,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.single:
-        workload, variant = args.single
+        workload, variant, seed = args.single
         runner = run_peer if variant in PEER_VARIANTS else run_jax
-        print(json.dumps(runner(workload, variant)))
+        print(json.dumps(runner(workload, variant, int(seed))))
         return
 
     import statistics
@@ -323,10 +338,13 @@ def main() -> None:
         return variants + extra
 
     runs = {(w, v): [] for w in args.workloads for v in variants_of(w)}
+    cache = Path(tempfile.mkdtemp(prefix="nuts-cpu-cache-"))
     for repeat in range(args.repeats):
         for workload in args.workloads:
             for variant in variants_of(workload):
-                record = _run_variant(workload, variant, args.peer_python)
+                record = _run_variant(
+                    workload, variant, repeat, args.peer_python, cache
+                )
                 runs[(workload, variant)].append(record)
                 print(repeat, workload, variant, record, file=sys.stderr)
     tables = []
@@ -339,14 +357,20 @@ def main() -> None:
             for v in variants_of(workload)
         }
         tables.append(_table(workload, rows))
+    shutil.rmtree(cache, ignore_errors=True)
     with open("/proc/loadavg") as handle:
         load = handle.read().split()[0]
     body = (
         "4 chains x (1000 warmup + 1000 draws); fresh process per run; medians of "
-        f"{args.repeats} interleaved repeats on this project's 2-core CPU machine "
+        f"{args.repeats} interleaved repeats (repeat r uses seed r in every variant) "
+        "on this project's 2-core CPU machine "
         f"(load average {load} at the end); "
         "ratios to `numpyro-default`. Compile time is XLA's backend compile (JAX) or "
-        "`compile_pymc_model` (nutpie); `nan` where it is not separable (PyMC).\n\n"
+        "`compile_pymc_model` (nutpie); `nan` where it is not separable (PyMC). "
+        "`pgm` starts with an empty compilation cache (a first run ever), "
+        "`pgm-warm` with the cache its `pgm` run filled (any later run of the "
+        "same model and data shapes; its compile column is the time to load the "
+        "programs); NumPyro and the peers run without one, as by default.\n\n"
         "Reproduce: `python benchmarks/nuts_cpu.py --repeats 3 --peer-python "
         ".peers-venv/bin/python` (the peer venv: `python3.12 -m venv .peers-venv && "
         ".peers-venv/bin/pip install pymc nutpie`).\n\n" + "\n\n".join(tables)

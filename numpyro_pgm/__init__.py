@@ -9,6 +9,16 @@ from ._devices import configure_host_devices
 
 configure_host_devices()
 
+from ._compilation_cache import configure_compilation_cache  # noqa: E402
+
+configure_compilation_cache()
+
+from ._compilation_cache import (  # noqa: E402
+    disable_compilation_cache as disable_compilation_cache,
+)
+from ._compilation_cache import (  # noqa: E402
+    enable_compilation_cache as enable_compilation_cache,
+)
 from ._validation import allow_missing as allow_missing  # noqa: E402
 from ._validation import missing_ok_arguments as missing_ok_arguments  # noqa: E402
 from .compare import Comparison as Comparison  # noqa: E402
@@ -40,6 +50,8 @@ __all__ = [
     "allow_missing",
     "check",
     "compare",
+    "disable_compilation_cache",
+    "enable_compilation_cache",
     "fit",
     "load",
     "missing_ok_arguments",

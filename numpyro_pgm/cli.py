@@ -11,9 +11,10 @@ Exit status: 0 success, 1 a convergence check failed (``check``) or the case stu
 failed, 2 bad input (unknown case study, a file that is not a saved result, an output
 folder that cannot be written).
 
-JAX's persistent compilation cache is on for every command, in
-``$NUMPYRO_PGM_CACHE_DIR`` (default ``~/.cache/numpyro_pgm/jax``), so a second run
-of the same case study compiles nothing again; ``--no-cache`` turns it off.
+JAX's persistent compilation cache is on (as for every use of ``numpyro_pgm``,
+see :mod:`numpyro_pgm._compilation_cache`), in ``$NUMPYRO_PGM_CACHE_DIR`` (default
+``~/.cache/numpyro_pgm/jax``) or ``--cache-dir``, so a second run of the same case
+study compiles nothing again; ``--no-cache`` turns it off.
 """
 
 import argparse
@@ -25,37 +26,20 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["main", "enable_compilation_cache", "case_studies", "DEFAULT_CACHE_DIR"]
+from ._compilation_cache import (
+    _ENVIRONMENT as _CACHE_ENVIRONMENT,
+)
+from ._compilation_cache import (
+    DEFAULT_CACHE_DIR,
+    disable_compilation_cache,
+    enable_compilation_cache,
+)
 
-DEFAULT_CACHE_DIR = Path.home() / ".cache" / "numpyro_pgm" / "jax"
-_CACHE_ENVIRONMENT = "NUMPYRO_PGM_CACHE_DIR"
+__all__ = ["main", "enable_compilation_cache", "case_studies", "DEFAULT_CACHE_DIR"]
 
 
 class _BadInput(Exception):
     """Bad input on the command line: reported, then exit status 2."""
-
-
-def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path:
-    """Turn on JAX's persistent compilation cache in ``directory``.
-
-    Parameters
-    ----------
-    directory : path, optional
-        Defaults to ``$NUMPYRO_PGM_CACHE_DIR`` or ``~/.cache/numpyro_pgm/jax``.
-
-    Returns
-    -------
-    pathlib.Path
-        The cache folder.
-    """
-    import jax
-
-    path = Path(directory or os.environ.get(_CACHE_ENVIRONMENT) or DEFAULT_CACHE_DIR)
-    path.mkdir(parents=True, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    return path
 
 
 def case_studies() -> dict[str, str]:
@@ -203,8 +187,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments, extra = parser.parse_known_args(argv)
     if extra and arguments.command != "run":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if not arguments.no_cache:
-        enable_compilation_cache(arguments.cache_dir)
+    if arguments.no_cache:
+        disable_compilation_cache()
+    elif arguments.cache_dir is not None:
+        try:
+            enable_compilation_cache(arguments.cache_dir)
+        except ValueError as error:
+            print(f"numpyro-pgm: error: --cache-dir: {error}", file=sys.stderr)
+            return 2
     try:
         if arguments.command == "list":
             return _command_list(arguments)
