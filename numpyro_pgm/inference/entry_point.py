@@ -165,7 +165,7 @@ def fit(
             "use `numpyro.infer.Predictive` to sample the prior."
         )
 
-    if checks:
+    if checks and method in ("svi", "laplace"):  # Pareto k-hat needs arviz-stats
         from ..diagnostics import preload
 
         preload()
