@@ -75,12 +75,15 @@ class ChainProgram:
         self.progress_bar = progress_bar
         total = num_warmup + num_samples
         self.rate = max(1, total // _NUM_UPDATES)
+        # Keys enter as host key data (uint32) with their implementation as a
+        # static argument: a device key array would be resliced per device by a
+        # small compiled program of its own on every process's first run.
         if chain_method == "parallel":
-            self._compiled = jax.pmap(self._one_chain)
+            self._compiled = jax.pmap(self._one_chain, static_broadcasted_argnums=4)
         elif chain_method == "vectorized":
-            self._compiled = jax.jit(self._vectorized_chains)
+            self._compiled = jax.jit(self._vectorized_chains, static_argnums=4)
         else:
-            self._compiled = jax.jit(self._one_chain)
+            self._compiled = jax.jit(self._one_chain, static_argnums=4)
 
     # -- the traced programs ---------------------------------------------------------
     def _progress(self, step, chain):
@@ -139,7 +142,8 @@ class ChainProgram:
             return values
         return self.initial_params(kwargs, values)
 
-    def _one_chain(self, rng_key, dynamic, chain, values):
+    def _one_chain(self, key_data, dynamic, chain, values, key_impl):
+        rng_key = _wrap_key(key_data, key_impl)
         kwargs = {**dynamic, **self.static}
         kernel = self.make_kernel(kwargs)
         init = self._init_params(kwargs, values)
@@ -154,7 +158,8 @@ class ChainProgram:
             postprocess,
         )
 
-    def _vectorized_chains(self, rng_keys, dynamic, chain, values):
+    def _vectorized_chains(self, key_data, dynamic, chain, values, key_impl):
+        rng_keys = _wrap_key(key_data, key_impl)
         kwargs = {**dynamic, **self.static}
         kernel = self.make_kernel(kwargs)
         state = jax.vmap(
@@ -189,7 +194,7 @@ class ChainProgram:
         chain axis), passed to the kernel's ``initial_params``; ``None`` lets the
         kernel initialise itself.
         """
-        keys = jax.random.split(rng_key, num_chains)
+        keys, impl = _host_key_data(jax.random.split(rng_key, num_chains))
         values = None if init_values is None else dict(init_values)
         total = self.num_warmup + self.num_samples
         bars = self._open_bars(num_chains, total)
@@ -203,12 +208,14 @@ class ChainProgram:
                     for k, v in dynamic.items()
                 }
                 chains = np.arange(num_chains)
-                draws, stats = self._compiled(keys, replicated, chains, values)
+                draws, stats = self._compiled(keys, replicated, chains, values, impl)
             elif self.chain_method == "vectorized":
-                draws, stats = self._compiled(keys, dynamic, jnp.asarray(0), values)
+                draws, stats = self._compiled(keys, dynamic, np.int32(0), values, impl)
             else:
                 outputs = [
-                    self._compiled(keys[i], dynamic, jnp.asarray(i), _chain(values, i))
+                    self._compiled(
+                        keys[i], dynamic, np.int32(i), _chain(values, i), impl
+                    )
                     for i in range(num_chains)
                 ]
                 draws = jax.tree.map(
@@ -239,6 +246,18 @@ class ChainProgram:
             _BARS.clear()
         for bar in bars:
             bar.close()
+
+
+def _host_key_data(keys: jax.Array) -> tuple[np.ndarray, Any]:
+    """Keys as host uint32 data, and the implementation of typed keys (or None)."""
+    if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
+        return np.asarray(jax.random.key_data(keys)), jax.random.key_impl(keys)
+    return np.asarray(keys), None
+
+
+def _wrap_key(key_data: jax.Array, impl: Any) -> jax.Array:
+    """Inverse of :func:`_host_key_data`, inside the traced program."""
+    return key_data if impl is None else jax.random.wrap_key_data(key_data, impl=impl)
 
 
 def _chain(values: Mapping[str, np.ndarray] | None, index: int):

@@ -12,6 +12,7 @@ from numpyro.infer.util import _guess_max_plate_nesting
 from numpyro.primitives import Messenger
 
 from .._validation import check_finite_observations, missing_ok_arguments
+from ._keys import KeyLike, resolve_key
 
 __all__ = [
     "ModelError",
@@ -100,10 +101,11 @@ def _abstract_trace(model: Callable, rng_key, data: Mapping[str, Any]):
     """
     captured = {}
 
-    def run(key):
+    def run():
+        key = resolve_key(rng_key)
         captured["trace"] = prototype_trace(model, key, (), dict(data))
 
-    jax.eval_shape(run, rng_key)
+    jax.eval_shape(run)
     model_trace = captured["trace"]
     for site in model_trace.values():
         if (
@@ -116,7 +118,9 @@ def _abstract_trace(model: Callable, rng_key, data: Mapping[str, Any]):
     return model_trace
 
 
-def inspect_model(model: Callable, data: Mapping[str, Any], rng_key) -> ModelInfo:
+def inspect_model(
+    model: Callable, data: Mapping[str, Any], rng_key: KeyLike
+) -> ModelInfo:
     """Trace ``model(**data)`` once and describe its sites.
 
     Raises
@@ -132,7 +136,7 @@ def inspect_model(model: Callable, data: Mapping[str, Any], rng_key) -> ModelInf
         model_trace = None
     if model_trace is None:
         try:
-            model_trace = prototype_trace(model, rng_key, (), dict(data))
+            model_trace = prototype_trace(model, resolve_key(rng_key), (), dict(data))
         except Exception as error:  # noqa: BLE001 - re-raised with context
             raise ModelError(
                 f"model `{getattr(model, '__name__', model)}` failed when run with "

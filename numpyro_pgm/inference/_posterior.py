@@ -14,6 +14,7 @@ from numpyro import handlers
 from numpyro.infer import Predictive
 
 from ._inspect import ModelInfo, enumerated, split_data, uncondition
+from ._keys import KeyLike, resolve_key
 
 __all__ = [
     "complete_draws",
@@ -22,11 +23,15 @@ __all__ = [
 ]
 
 
-def _flatten(draws: Mapping[str, Any]) -> tuple[dict[str, jax.Array], tuple[int, int]]:
+def _flatten(draws: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[int, int]]:
+    """Merge the (chain, draw) axes; host arrays stay on the host (no program)."""
     first = next(iter(draws.values()))
     batch = tuple(np.shape(first)[:2])
     flat = {
-        k: jnp.reshape(jnp.asarray(v), (-1, *np.shape(v)[2:])) for k, v in draws.items()
+        k: (v if isinstance(v, jax.Array) else np.asarray(v)).reshape(
+            -1, *np.shape(v)[2:]
+        )
+        for k, v in draws.items()
     }
     return flat, batch
 
@@ -42,7 +47,7 @@ def _with_params(model: Callable, params: Mapping[str, Any] | None) -> Callable:
 
 
 def complete_draws(
-    rng_key: jax.Array,
+    rng_key: KeyLike,
     model: Callable,
     data: Mapping[str, Any],
     info: ModelInfo,
@@ -65,7 +70,7 @@ def complete_draws(
         return out
     flat, batch = _flatten(latent_draws)
     base = _with_params(model, params)
-    discrete_key, deterministic_key = jax.random.split(rng_key)
+    discrete_key, deterministic_key = jax.random.split(resolve_key(rng_key))
     if missing_discrete:
         drawn = Predictive(
             enumerated(base, missing_discrete),
@@ -211,7 +216,7 @@ class _NotPointwise(Exception):
 
 
 def predictive_groups(
-    rng_key: jax.Array,
+    rng_key: KeyLike,
     model: Callable,
     data: Mapping[str, Any],
     info: ModelInfo,
@@ -224,8 +229,10 @@ def predictive_groups(
 ) -> dict[str, dict[str, np.ndarray]]:
     """Draw the prior, prior-predictive and posterior-predictive groups on request."""
     groups: dict[str, dict[str, np.ndarray]] = {}
+    if not (prior or (posterior_predictive and info.observed_sites)):
+        return groups
     free = uncondition(_with_params(model, params), sites=info.observed_sites)
-    prior_key, posterior_key = jax.random.split(rng_key)
+    prior_key, posterior_key = jax.random.split(resolve_key(rng_key))
     if prior:
         simulated = Predictive(free, num_samples=num_prior_samples)(prior_key, **data)
         simulated = {k: np.asarray(v)[None] for k, v in simulated.items()}

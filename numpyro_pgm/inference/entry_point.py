@@ -13,6 +13,7 @@ from .._typing import Data, Model
 from .._validation import check_data, check_model, check_rng_key
 from ..results import InferenceResult
 from ._inspect import ModelInfo, inspect_model
+from ._keys import FoldedKey
 from ._posterior import complete_draws, pointwise_log_likelihood, predictive_groups
 from .laplace import run_laplace, run_map
 from .mcmc import run_gibbs, run_hmc
@@ -152,10 +153,11 @@ def fit(
         k: jnp.asarray(v) if isinstance(v, np.ndarray) else v for k, v in data.items()
     }
     # The method gets the caller's key itself, so NUTS draws equal those of
-    # NumPyro's MCMC run with the same key; the other steps use keys folded from it.
+    # NumPyro's MCMC run with the same key; the other steps use keys folded from it
+    # when they need one (each eager fold compiles a small program).
     run_key = rng_key
     inspect_key, complete_key, predictive_key = (
-        jax.random.fold_in(rng_key, i) for i in (1, 2, 3)
+        FoldedKey(rng_key, i) for i in (1, 2, 3)
     )
     info = inspect_model(model, data, inspect_key)
     if not info.observed_sites and not info.factor_sites:
