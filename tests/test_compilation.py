@@ -160,3 +160,44 @@ def test_model_inspection_compiles_nothing_and_falls_back_for_computed_observati
     # its value.
     info = inspect_model(computed, {"y": y}, key)
     np.testing.assert_allclose(info.observed_values["y"], 2.0 * np.asarray(y))
+
+
+def test_a_first_fit_compiles_its_programs_and_no_eager_helpers():
+    """The sampler, the pointwise log-likelihood and the chain keys' split.
+
+    Every eager JAX operation on fit's path would compile a small program of its
+    own in every new process (about 0.05 s each on a CPU): keys for later steps
+    (folded only when needed), per-device slices of device-held chain keys (they
+    enter as host key data) and reshapes of the draws (on the host).
+    """
+    names = []
+
+    def listener(name, seconds, **kwargs):
+        if "backend_compile" in name:
+            names.append(kwargs.get("fun_name", "?"))
+
+    def fresh_model(y=None):  # a model no other test has compiled
+        loc = numpyro.sample("loc", dist.Normal(0.0, 3.0))
+        scale = numpyro.sample("scale", dist.HalfNormal(1.0))
+        with numpyro.plate("point", 17):
+            numpyro.sample("y", dist.Normal(loc, scale), obs=y)
+
+    y = np.random.default_rng(6).normal(1.0, 1.0, 17).astype(np.float32)
+    key = jax.random.key(3)
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        pgm.fit(
+            key,
+            fresh_model,
+            data={"y": y},
+            method="nuts",
+            num_warmup=50,
+            num_samples=50,
+            progress_bar=False,
+            checks=False,
+        )
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    for helper in ("fold_in", "multi_slice", "unstack", "reshape"):
+        assert not [n for n in names if helper in n], names
+    assert len(names) <= 5, names
