@@ -2,10 +2,12 @@ r"""Convergence checks that mean the same thing whichever method produced a resu
 
 MCMC (NUTS, HMC, Gibbs): rank-normalised split :math:`\hat R` (> 1.01 fails), bulk
 and tail ESS (< 400 fails), divergent transitions, trees that hit the maximum depth,
-and E-BFMI (< 0.3 fails), all from arviz-stats. SVI: whether the ELBO settled, by
-the rule of :func:`numpyro_pgm.inference.svi.loss_plateau`. SVI and Laplace: Pareto
-:math:`\hat k` of the importance weights :math:`p(x, z)/q(z)` (> 0.7 fails: the
-approximation is too far from the posterior for importance sampling to repair).
+and E-BFMI (< 0.3 fails), computed by :mod:`numpyro_pgm._convergence` (arviz-stats'
+algorithms in NumPy, without arviz-stats' import time). SVI: whether the ELBO
+settled, by the rule of :func:`numpyro_pgm.inference.svi.loss_plateau`. SVI and
+Laplace: Pareto :math:`\hat k` of the importance weights :math:`p(x, z)/q(z)` (> 0.7
+fails: the approximation is too far from the posterior for importance sampling to
+repair), from arviz-stats.
 Laplace and MAP: whether the optimiser converged.
 """
 
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _convergence
 from .inference.svi import loss_plateau
 from .results import InferenceResult
 
@@ -27,7 +30,8 @@ _PRELOAD: threading.Thread | None = None
 def preload() -> None:
     """Start importing arviz-stats in a background thread.
 
-    Its import takes about 0.9 s; ``fit`` calls this before it compiles, so that the
+    Its import takes about 0.65 s; ``fit`` calls this before it compiles for the
+    methods whose checks use it (the Pareto k-hat of SVI and Laplace), so that the
     import overlaps with XLA's compilation (which leaves a core free) and the
     checks at the end of the fit find arviz-stats loaded.
     """
@@ -154,7 +158,7 @@ def _mcmc_findings(result: InferenceResult) -> list[Finding]:
     values = _posterior_values(result)
     stats = result.sample_stats
     if result.num_chains * result.num_draws >= 4 and result.num_draws >= 4:
-        rhat, at = _extreme(values, lambda a: _array_stats().rhat(a, 0, 1), np.max)
+        rhat, at = _extreme(values, _convergence.rhat, np.max)
         findings.append(
             Finding(
                 "rhat",
@@ -165,14 +169,11 @@ def _mcmc_findings(result: InferenceResult) -> list[Finding]:
                 "(num_warmup, num_samples) or reparameterise the model.",
             )
         )
-        for kind in ("bulk", "tail"):
-            ess, at = _extreme(
-                values,
-                lambda a, k=kind: _array_stats().ess(
-                    a, 0, 1, method=k, prob=0.05 if k == "tail" else None
-                ),
-                np.min,
-            )
+        for kind, ess_function in (
+            ("bulk", _convergence.ess_bulk),
+            ("tail", _convergence.ess_tail),
+        ):
+            ess, at = _extreme(values, ess_function, np.min)
             name = f"ess_{kind}"
             findings.append(
                 Finding(
@@ -212,7 +213,7 @@ def _mcmc_findings(result: InferenceResult) -> list[Finding]:
             )
         )
     if "energy" in stats and result.num_draws >= 4:
-        ebfmi = float(np.min(_array_stats().bfmi(np.asarray(stats["energy"]), 0, 1)))
+        ebfmi = float(np.min(_convergence.bfmi(stats["energy"])))
         findings.append(
             Finding(
                 "ebfmi",
