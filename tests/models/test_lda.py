@@ -295,6 +295,19 @@ def test_document_step_is_the_seeds_softmax_update(small_corpus):
     np.testing.assert_allclose(np.asarray(new), expected_gamma, rtol=EXACT_RTOL)
 
 
+def test_digamma_matches_scipy():
+    """The E-step's digamma (recurrence and asymptotic series) against scipy's
+    psi, over the concentrations CAVI meets and beyond: within 1e-13 relative to
+    max(1, |psi|), about 500 ulps of float64."""
+    from scipy.special import psi
+
+    x = np.geomspace(1e-4, 1e6, 20_001)
+    with jax.enable_x64(True):
+        ours = np.asarray(jax.jit(lda_updates._digamma)(jnp.asarray(x)))
+    expected = psi(x)
+    assert np.all(np.abs(ours - expected) <= 1e-13 * np.maximum(1.0, np.abs(expected)))
+
+
 def _variational_em_sweep(entries, alpha, eta, lam, m_step_scale=1.0):
     """ELBOs of one variational-EM sweep: after each E-step iteration (lambda
     fixed), then after the M-step. ``m_step_scale != 1`` is a deliberately wrong
@@ -401,6 +414,54 @@ def test_variational_em_sweeps_are_sklearns_batch_em_steps(
             )
 
 
+SHRINK_RTOL = 1e-12  # rounding of up to 100 updates, far below EXACT_RTOL
+
+
+def test_e_step_on_shrinking_working_sets_is_one_loop_over_all_documents(
+    recovery_corpus,
+):
+    """The E-step moves the documents still active to ever smaller working sets.
+    For any number of working sets, every document gets the same number of
+    updates as in one loop over all documents, so the same gamma and phi: equal
+    to SHRINK_RTOL, not always bit for bit (XLA may compile the same arithmetic
+    differently in differently shaped programs; a few ulps here)."""
+    counts = recovery_corpus["counts"]
+    num_documents = RECOVERY["num_documents"]
+    rng = np.random.default_rng(19)
+    with jax.enable_x64(True):
+        entries = lda_updates._entries(counts, jnp.float64, num_working_sets=1)
+        alpha = jnp.full(3, HYPER["topic_concentration"])
+        lam = jnp.asarray(rng.gamma(1.0, 1.0, (3, RECOVERY["vocab_size"])) + 0.01)
+        beta = lda_updates._word_factors(entries, lda_updates._expected_log(lam))
+        start = jnp.asarray(rng.gamma(100.0, 0.01, (num_documents, 3)))
+        state = lda_updates._LocalState(
+            0, start, jnp.ones(num_documents, bool), jnp.zeros(num_documents, int)
+        )
+        loop = jax.jit(lda_updates._document_loop)(
+            entries, alpha, beta, state, 100, 1e-3
+        )
+        _, theta_norm = jax.jit(lda_updates._document_step)(
+            entries, alpha, loop.gamma, beta
+        )
+        phi = lda_updates._phi(beta, theta_norm)
+        for num_working_sets in (1, 3, 8):
+            shrinking = lda_updates._entries(counts, jnp.float64, num_working_sets)
+            steps, gamma, e_step_phi = jax.jit(lda_updates._e_step)(
+                shrinking, alpha, start, beta, 100, 1e-3
+            )
+            message = f"{num_working_sets} working sets"
+            np.testing.assert_array_equal(steps, loop.steps, err_msg=message)
+            np.testing.assert_allclose(
+                gamma, loop.gamma, rtol=SHRINK_RTOL, err_msg=message
+            )
+            np.testing.assert_allclose(
+                e_step_phi, phi, rtol=SHRINK_RTOL, err_msg=message
+            )
+    # The smallest set holds 2 documents: the test does go through all of them.
+    assert shrinking.working_sets[-1][1] == 2
+    assert len(np.unique(loop.steps)) > 5  # documents stop at different updates
+
+
 def test_variational_em_and_restarts_recover_the_topics(recovery_corpus):
     with jax.enable_x64(True):
         fit = lda_cavi.cavi(
@@ -441,16 +502,30 @@ def test_restarts_keep_the_start_with_the_highest_elbo(small_corpus):
 def test_variational_em_starts_from_the_documented_gamma_draws(small_corpus):
     """schedule='variational-em' starts lambda at Gamma(100, 1/100) draws (key
     split from rng_key), like scikit-learn; the coordinate schedule's start is
-    checked by the restart test above."""
+    checked by the restart test above, the draws by the test below."""
     counts, key = small_corpus["counts"], jax.random.key(9)
     options = {"num_topics": 3, "schedule": "variational-em", "num_iterations": 5}
     default = lda_cavi.cavi(key, counts, **options)
     subkey = jax.random.split(key, 1)[0]
-    given = lda_cavi.cavi(  # the E-step draws use the start's key
-        subkey, counts, init=0.01 * jax.random.gamma(subkey, 100.0, (3, 7)), **options
-    )
+    start = lda_cavi._gamma_start(subkey, (3, 7), jnp.result_type(float))
+    # The E-step draws use the start's key, so both fits are the same.
+    given = lda_cavi.cavi(subkey, counts, init=start, **options)
     np.testing.assert_array_equal(default.elbo, given.elbo)
     np.testing.assert_array_equal(default.beta_concentration, given.beta_concentration)
+
+
+@pytest.mark.parametrize("concentration", [1.0, 100.0])
+def test_gamma_draws_have_the_gamma_distribution(concentration):
+    """The vectorised Marsaglia-Tsang draws pass a Kolmogorov-Smirnov test
+    against Gamma(a, 1) at the two-sided normal tail of Z (6.3e-5), and the
+    same test rejects them as draws of Gamma(1.1 a, 1) (the test can fail)."""
+    draws = lda_cavi._gamma_draws(jax.random.key(10), concentration, (100, 200), float)
+    draws = np.asarray(draws).ravel()
+    assert draws.size == 20_000 and np.all(draws > 0)
+    failure_rate = 2 * stats.norm.sf(Z)
+    assert stats.kstest(draws, stats.gamma(concentration).cdf).pvalue > failure_rate
+    wrong = stats.gamma(1.1 * concentration).cdf
+    assert stats.kstest(draws, wrong).pvalue < failure_rate
 
 
 def test_fold_in_with_the_true_topics_recovers_the_proportions(recovery_corpus):
