@@ -36,7 +36,14 @@ from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.util import log_density
 from numpyro.optim import optax_to_numpyro
-from numpyro_pgm.models import lda, lda_cavi, lda_guides, lda_metrics, lda_updates
+from numpyro_pgm.models import (
+    lda,
+    lda_cavi,
+    lda_guides,
+    lda_metrics,
+    lda_starts,
+    lda_updates,
+)
 from scipy import stats
 from scipy.special import gammaln
 
@@ -507,7 +514,7 @@ def test_variational_em_starts_from_the_documented_gamma_draws(small_corpus):
     options = {"num_topics": 3, "schedule": "variational-em", "num_iterations": 5}
     default = lda_cavi.cavi(key, counts, **options)
     subkey = jax.random.split(key, 1)[0]
-    start = lda_cavi._gamma_start(subkey, (3, 7), jnp.result_type(float))
+    start = lda_starts._gamma_start(subkey, (3, 7), jnp.result_type(float))
     # The E-step draws use the start's key, so both fits are the same.
     given = lda_cavi.cavi(subkey, counts, init=start, **options)
     np.testing.assert_array_equal(default.elbo, given.elbo)
@@ -519,7 +526,8 @@ def test_gamma_draws_have_the_gamma_distribution(concentration):
     """The vectorised Marsaglia-Tsang draws pass a Kolmogorov-Smirnov test
     against Gamma(a, 1) at the two-sided normal tail of Z (6.3e-5), and the
     same test rejects them as draws of Gamma(1.1 a, 1) (the test can fail)."""
-    draws = lda_cavi._gamma_draws(jax.random.key(10), concentration, (100, 200), float)
+    key = jax.random.key(10)
+    draws = lda_starts._gamma_draws(key, concentration, (100, 200), float)
     draws = np.asarray(draws).ravel()
     assert draws.size == 20_000 and np.all(draws > 0)
     failure_rate = 2 * stats.norm.sf(Z)
