@@ -5,7 +5,9 @@ The figures go into the output folder as PNGs; the project's standard report
 study's ``summary.md`` links it with a short description.
 """
 
-from collections.abc import Mapping, Sequence
+import argparse
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +41,20 @@ def diagnostics_section(
     )
     link = path.relative_to(out_dir)
     return f"\n## Diagnostics\n\n{description}: [{link}]({link}).\n"
+
+
+def fit_and_report(
+    args: argparse.Namespace,
+    fit: Callable[[argparse.Namespace], Any],
+    report: Callable[[Any, str | Path], Any],
+    *,
+    written: str = "summary.md and figures",
+) -> Any:
+    """Run ``report(fit(args), args.out_dir)``, say what it wrote and how long it took.
+
+    Returns what ``report`` returns (the case study's metrics).
+    """
+    start = time.perf_counter()
+    metrics = report(fit(args), args.out_dir)
+    print(f"Wrote {written} to {args.out_dir} ({time.perf_counter() - start:.0f} s).")
+    return metrics

@@ -95,6 +95,7 @@ from numpyro_pgm.case_studies import _gmm_figures as figs  # noqa: E402
 from numpyro_pgm.case_studies._gmm_summary import (  # noqa: E402
     summary_markdown as summarise,
 )
+from numpyro_pgm.case_studies._outputs import fit_and_report  # noqa: E402
 from numpyro_pgm.models import (  # noqa: E402
     gmm,
     gmm_cavi,
@@ -488,14 +489,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict]:
     args = _parser().parse_args(argv)
     args.method = list(dict.fromkeys(args.method))
     args.data = list(dict.fromkeys(args.data))
-    start = time.perf_counter()
-    results = fit(args)
-    metrics = report(results, args.out_dir)
-    print(
-        f"Wrote summaries and figures to {args.out_dir} "
-        f"({time.perf_counter() - start:.0f} s)."
-    )
-    return metrics
+    return fit_and_report(args, fit, report, written="summaries and figures")
 
 
 if __name__ == "__main__":

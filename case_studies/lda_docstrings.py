@@ -83,7 +83,11 @@ matplotlib.use("Agg")
 import jax  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from numpyro_pgm.case_studies._outputs import diagnostics_section, save_figures  # noqa: E402
+from numpyro_pgm.case_studies._outputs import (  # noqa: E402
+    diagnostics_section,
+    fit_and_report,
+    save_figures,
+)
 from numpyro_pgm.models import lda, lda_cavi, lda_guides, lda_metrics  # noqa: E402
 
 import numpyro_pgm as pgm  # noqa: E402
@@ -498,14 +502,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> dict[str, dict]:
     args = _parser().parse_args(argv)
     args.method = [m for m in METHODS if m in args.method]
-    start = time.perf_counter()
-    results = fit(args)
-    metrics = report(results, args.out_dir)
-    print(
-        f"Wrote summary.md and figures to {args.out_dir} "
-        f"({time.perf_counter() - start:.0f} s)."
-    )
-    return metrics
+    return fit_and_report(args, fit, report)
 
 
 if __name__ == "__main__":

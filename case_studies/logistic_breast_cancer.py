@@ -47,7 +47,6 @@ References
 """
 
 import argparse
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,7 +60,11 @@ import jax  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from arviz_stats.base import array_stats  # noqa: E402
-from numpyro_pgm.case_studies._outputs import diagnostics_section, save_figures  # noqa: E402
+from numpyro_pgm.case_studies._outputs import (  # noqa: E402
+    diagnostics_section,
+    fit_and_report,
+    save_figures,
+)
 from numpyro_pgm.models import logistic  # noqa: E402
 
 import numpyro_pgm as pgm  # noqa: E402
@@ -426,14 +429,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> dict[str, dict]:
     args = _parser().parse_args(argv)
     args.method = list(dict.fromkeys(args.method))
-    start = time.perf_counter()
-    results = fit(args)
-    metrics = report(results, args.out_dir)
-    print(
-        f"Wrote summary.md and figures to {args.out_dir} "
-        f"({time.perf_counter() - start:.0f} s)."
-    )
-    return metrics
+    return fit_and_report(args, fit, report)
 
 
 if __name__ == "__main__":

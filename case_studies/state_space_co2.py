@@ -75,7 +75,11 @@ import numpy as np  # noqa: E402
 import numpyro  # noqa: E402
 import numpyro.distributions as dist  # noqa: E402
 from numpyro_pgm.case_studies import _co2_figures as figs  # noqa: E402
-from numpyro_pgm.case_studies._outputs import diagnostics_section, save_figures  # noqa: E402
+from numpyro_pgm.case_studies._outputs import (  # noqa: E402
+    diagnostics_section,
+    fit_and_report,
+    save_figures,
+)
 from numpyro_pgm.models import state_space as ss  # noqa: E402
 
 import numpyro_pgm as pgm  # noqa: E402
@@ -437,14 +441,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         args.last_year = args.last_year or QUICK["last_year"]
         args.method = args.method or QUICK["method"]
     args.method = args.method or "laplace"
-    start = time.perf_counter()
-    results = fit(args)
-    metrics = report(results, args.out_dir)
-    print(
-        f"Wrote summary.md and figures to {args.out_dir} "
-        f"({time.perf_counter() - start:.0f} s)."
-    )
-    return metrics
+    return fit_and_report(args, fit, report)
 
 
 if __name__ == "__main__":

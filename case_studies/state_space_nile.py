@@ -95,7 +95,11 @@ import scipy.optimize  # noqa: E402
 from numpyro.diagnostics import effective_sample_size  # noqa: E402
 from numpyro.infer import init_to_median  # noqa: E402
 from numpyro_pgm.case_studies import _nile_figures as figs  # noqa: E402
-from numpyro_pgm.case_studies._outputs import diagnostics_section, save_figures  # noqa: E402
+from numpyro_pgm.case_studies._outputs import (  # noqa: E402
+    diagnostics_section,
+    fit_and_report,
+    save_figures,
+)
 from numpyro_pgm.models import state_space as ss  # noqa: E402
 
 import numpyro_pgm as pgm  # noqa: E402
@@ -474,14 +478,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.method is None:
         args.method = ["nuts"] if args.quick else list(METHODS)
     args.method = list(dict.fromkeys(args.method))
-    start = time.perf_counter()
-    results = fit(args)
-    metrics = report(results, args.out_dir)
-    print(
-        f"Wrote summary.md and figures to {args.out_dir} "
-        f"({time.perf_counter() - start:.0f} s)."
-    )
-    return metrics
+    return fit_and_report(args, fit, report)
 
 
 if __name__ == "__main__":

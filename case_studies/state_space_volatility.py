@@ -77,7 +77,6 @@ References
 """
 
 import argparse
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -92,7 +91,11 @@ import optax  # noqa: E402
 from numpyro.infer import init_to_median  # noqa: E402
 from numpyro.infer.autoguide import AutoLowRankMultivariateNormal  # noqa: E402
 from numpyro_pgm.case_studies import _volatility_figures as figs  # noqa: E402
-from numpyro_pgm.case_studies._outputs import diagnostics_section, save_figures  # noqa: E402
+from numpyro_pgm.case_studies._outputs import (  # noqa: E402
+    diagnostics_section,
+    fit_and_report,
+    save_figures,
+)
 from numpyro_pgm.models import state_space as ss  # noqa: E402
 
 import numpyro_pgm as pgm  # noqa: E402
@@ -381,14 +384,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         for key, value in QUICK.items():
             setattr(args, key, value)
     args.method = list(dict.fromkeys(args.method))
-    start = time.perf_counter()
-    results = fit(args)
-    metrics = report(results, args.out_dir)
-    print(
-        f"Wrote summary.md and figures to {args.out_dir} "
-        f"({time.perf_counter() - start:.0f} s)."
-    )
-    return metrics
+    return fit_and_report(args, fit, report)
 
 
 if __name__ == "__main__":

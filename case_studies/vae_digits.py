@@ -84,7 +84,7 @@ matplotlib.use("Agg")
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-from numpyro_pgm.case_studies._outputs import save_figures  # noqa: E402
+from numpyro_pgm.case_studies._outputs import fit_and_report, save_figures  # noqa: E402
 from numpyro_pgm.case_studies._vae_figures import (  # noqa: E402
     plot_elbo_curves,
     plot_interpolation,
@@ -448,14 +448,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> dict[int, dict]:
     args = _parser().parse_args(argv)
-    start = time.perf_counter()
-    results = fit(args)
-    metrics = report(results, args.out_dir)
-    print(
-        f"Wrote summary.md and figures to {args.out_dir} "
-        f"({time.perf_counter() - start:.0f} s)."
-    )
-    return metrics
+    return fit_and_report(args, fit, report)
 
 
 if __name__ == "__main__":

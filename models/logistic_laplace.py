@@ -6,7 +6,7 @@ and the gradient and Hessian formulas). Re-exported by
 :mod:`numpyro_pgm.models.logistic`.
 """
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -97,8 +97,10 @@ def _design(X: ArrayLike) -> Array:
 
 
 def _prior_precision(
-    num_features: int, prior_scale: float, intercept_scale: float, dtype: Any
+    design: Array, prior_scale: float, intercept_scale: float
 ) -> Array:
+    r"""Diagonal of :math:`\Lambda` for the columns of ``design`` (intercept first)."""
+    num_features, dtype = design.shape[1] - 1, design.dtype
     variances = jnp.concatenate(
         [
             jnp.full((1,), intercept_scale**2, dtype),
@@ -165,9 +167,7 @@ def log_posterior(
         A scalar.
     """
     design = _design(X)
-    precision = _prior_precision(
-        design.shape[1] - 1, prior_scale, intercept_scale, design.dtype
-    )
+    precision = _prior_precision(design, prior_scale, intercept_scale)
     return _log_joint(_split_theta(w, b), design, jnp.asarray(y), precision)
 
 
@@ -198,9 +198,7 @@ def log_posterior_gradient(
         Ordered as :math:`(\partial/\partial b, \partial/\partial w_1, \dots)`.
     """
     design = _design(X)
-    precision = _prior_precision(
-        design.shape[1] - 1, prior_scale, intercept_scale, design.dtype
-    )
+    precision = _prior_precision(design, prior_scale, intercept_scale)
     return _gradient(_split_theta(w, b), design, jnp.asarray(y), precision)
 
 
@@ -231,9 +229,7 @@ def log_posterior_hessian(
     jax.Array of shape (num_features + 1, num_features + 1)
     """
     design = _design(X)
-    precision = _prior_precision(
-        design.shape[1] - 1, prior_scale, intercept_scale, design.dtype
-    )
+    precision = _prior_precision(design, prior_scale, intercept_scale)
     return -_negative_hessian(_split_theta(w, b), design, precision)
 
 
@@ -376,9 +372,7 @@ def laplace_newton(
             f"tolerance must be > 0 (nats of forecast gain); got {tolerance!r}."
         )
     labels = jnp.asarray(y, design.dtype)
-    precision_prior = _prior_precision(
-        design.shape[1] - 1, prior_scale, intercept_scale, design.dtype
-    )
+    precision_prior = _prior_precision(design, prior_scale, intercept_scale)
     theta, value, decrement, iterations = _newton(
         design, labels, precision_prior, tolerance, int(max_iterations)
     )
