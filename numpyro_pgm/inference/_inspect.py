@@ -13,6 +13,7 @@ from numpyro.primitives import Messenger
 
 from .._validation import check_finite_observations, missing_ok_arguments
 from ._keys import KeyLike, resolve_key
+from ._support_checks import check_observed_support
 
 __all__ = [
     "ModelError",
@@ -128,7 +129,7 @@ def inspect_model(
     ModelError
         If the model cannot be run with ``data`` (the original error is chained).
     ValueError
-        If an observed site holds NaN or inf.
+        If an observed site holds NaN or inf, or values outside its support.
     """
     try:
         model_trace = _abstract_trace(model, rng_key, data)
@@ -176,7 +177,9 @@ def inspect_model(
         else:
             continuous.append(name)
 
-    check_finite_observations(observed_values, missing_ok_arguments(model))
+    nan_ok = missing_ok_arguments(model)
+    check_finite_observations(observed_values, nan_ok)
+    check_observed_support(model_trace, nan_ok)
     return ModelInfo(
         latent_sites=tuple(latent),
         continuous_sites=tuple(continuous),

@@ -30,6 +30,7 @@ from jax.flatten_util import ravel_pytree
 from numpyro.infer.util import initialize_model
 
 from ._inspect import ModelInfo, enumerated, split_data
+from ._support_checks import hoist_observed_checks
 from .mcmc import MSG_NOT_ENUMERABLE
 
 __all__ = ["LaplaceError", "run_laplace", "run_map", "OPTIMIZERS", "HESSIAN_REPAIRS"]
@@ -66,7 +67,9 @@ def _check_enumerable(info: ModelInfo) -> None:
 
 def _setup(rng_key, model, kwargs):
     """Build the flat unconstrained potential, its start, and the maps back."""
-    model_info = initialize_model(rng_key, model, model_kwargs=kwargs)
+    model_info = initialize_model(
+        rng_key, hoist_observed_checks(model), model_kwargs=kwargs
+    )
     init_flat, unravel = ravel_pytree(model_info.param_info.z)
 
     def potential(flat: jax.Array) -> jax.Array:

@@ -26,6 +26,7 @@ from .._typing import GibbsUpdate
 from ._chains import run_chains
 from ._initial import check_init_params, unconstraining
 from ._inspect import ModelInfo, enumerated
+from ._support_checks import hoist_observed_checks
 
 __all__ = ["default_chain_method", "run_gibbs", "run_hmc", "CHAIN_METHODS"]
 
@@ -193,7 +194,7 @@ def run_hmc(
         raise ValueError(
             f"target_accept_prob must lie in (0, 1); got {target_accept_prob}."
         )
-    enumerated_model = enumerated(model, info.enumerable_sites)
+    sampled_model = hoist_observed_checks(enumerated(model, info.enumerable_sites))
     kernel_options: dict[str, Any] = {
         "target_accept_prob": target_accept_prob,
         "dense_mass": dense_mass,
@@ -209,7 +210,7 @@ def run_hmc(
     kernel_class = NUTS if algorithm == "nuts" else HMC
 
     def make_kernel(_: Mapping[str, Any]) -> HMC:
-        return kernel_class(enumerated_model, **kernel_options)
+        return kernel_class(sampled_model, **kernel_options)
 
     cache_key = (
         model,
@@ -353,7 +354,9 @@ def run_gibbs(
 
     def make_kernel(kwargs: Mapping[str, Any]) -> Gibbs:
         # Built inside the traced chain, so updates see the (traced) data.
-        gibbs_model = handlers.infer_config(model, config_fn=no_enumeration)
+        gibbs_model = hoist_observed_checks(
+            handlers.infer_config(model, config_fn=no_enumeration)
+        )
         blocks = []
         for sites, update in conditionals.items():
             gibbs_fn = _wrap_update(update, sites, kwargs)

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from .._validation import check_guide_signature
 from ._inspect import ModelInfo, enumerated, split_data
 from ._posterior import _map_in_chunks
+from ._support_checks import hoist_observed_checks
 
 __all__ = ["GUIDES", "LOSSES", "SVIError", "loss_plateau", "run_svi"]
 
@@ -260,7 +261,7 @@ class _SVIProgram:
     """
 
     def __init__(self, model, guide, guide_name, optimizer, loss, info, static, chunk):
-        self.svi = SVI(model, guide, optimizer, loss)
+        self.svi = SVI(hoist_observed_checks(model), guide, optimizer, loss)
         self.guide_name = guide_name
         self.static = static
         latent = frozenset(info.latent_sites)
