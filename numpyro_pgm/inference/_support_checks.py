@@ -21,10 +21,11 @@ left alone) by one that
 - returns it where every observed value lies in the support, and ``-inf``
   everywhere otherwise (masked-out values excepted, as NumPyro does).
 
-The sum is then the same as NumPyro's, bit for bit where the data are valid and
-``-inf`` where they are not; the check depends on the data only, so XLA computes
-it once, before the loop. Pointwise log-likelihoods and predictive draws keep
-NumPyro's elementwise semantics: they do not use this wrapper.
+The sum is then NumPyro's where the data are valid (up to the float rounding of
+a differently fused program) and ``-inf`` where they are not; the check depends on
+the data only, so XLA computes it once, before the loop. Pointwise
+log-likelihoods and predictive draws keep NumPyro's elementwise semantics: they
+do not use this wrapper.
 """
 
 import copy
@@ -209,7 +210,9 @@ def check_observed_support(
     Such data give the log density ``-inf`` at every parameter value: the
     posterior does not exist, and a sampler only diverges. Entries a site masks
     out are not checked; in sites whose argument may hold NaN as a missing value
-    (:func:`numpyro_pgm.allow_missing`), NaN entries are not checked either.
+    (:func:`numpyro_pgm.allow_missing`), NaN entries are not checked either; nor
+    are sites with a user-defined distribution, which may read some values its
+    own way.
     """
     nan_ok = set(nan_ok_sites)
     for name, site in model_trace.items():
@@ -219,6 +222,7 @@ def check_observed_support(
             or not site["is_observed"]
             or not isinstance(fn, Distribution)
             or isinstance(fn, Unit)
+            or not _numpyro_only(fn)
         ):
             continue
         outside = _outside_support(fn, site["value"], allow_nan=name in nan_ok)
