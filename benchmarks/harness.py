@@ -1,14 +1,16 @@
 """A small benchmark harness: fresh processes, interleaved repeats, medians, ratios.
 
 Every variant runs in its own Python process (so compilation is part of what is
-measured, as users experience it), variants are interleaved within each repeat (so
-a slow spell of the machine hits all of them alike), and the table reports medians
-and ratios to a baseline measured in the same run.
+measured, as users experience it on a first run: numpyro_pgm's persistent
+compilation cache is turned off in those processes), variants are interleaved
+within each repeat (so a slow spell of the machine hits all of them alike), and
+the table reports medians and ratios to a baseline measured in the same run.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -28,7 +30,10 @@ def run_variants(
     """Run ``script --variant V`` for each variant, ``repeats`` times, interleaved.
 
     The script must print one JSON object on its last line of standard output.
+    Each process starts without numpyro_pgm's persistent compilation cache
+    (``NUMPYRO_PGM_CACHE_DIR=off``), so its compile times are a first run's.
     """
+    environment = {**os.environ, "NUMPYRO_PGM_CACHE_DIR": "off"}
     runs: dict[str, list[dict]] = {v: [] for v in variants}
     for repeat in range(repeats):
         for variant in variants:
@@ -37,6 +42,7 @@ def run_variants(
                 check=True,
                 capture_output=True,
                 text=True,
+                env=environment,
             )
             record = json.loads(completed.stdout.strip().splitlines()[-1])
             runs[variant].append(record)

@@ -214,6 +214,8 @@ def _run_variant(variant: str, num_epochs: int, peer_python: str | None) -> dict
         check=True,
         capture_output=True,
         text=True,
+        # A first run's compile times: no persistent compilation cache.
+        env={**os.environ, "NUMPYRO_PGM_CACHE_DIR": "off"},
     )
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
