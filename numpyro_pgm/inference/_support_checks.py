@@ -29,7 +29,7 @@ do not use this wrapper.
 """
 
 import copy
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import jax
@@ -47,20 +47,13 @@ from numpyro.primitives import Messenger
 __all__ = ["check_observed_support", "hoist_observed_checks"]
 
 
-def _holds_distributions(value: Any) -> bool:
-    return isinstance(value, Distribution) or (
-        isinstance(value, list | tuple)
-        and any(isinstance(v, Distribution) for v in value)
-    )
-
-
-def _nested(distribution: Distribution) -> list[Distribution]:
-    """Return the distributions held by ``distribution`` (components, base, ...)."""
-    found = []
+def _nested(distribution: Distribution) -> Iterator[Distribution]:
+    """Yield the distributions held by ``distribution`` (components, base, ...)."""
     for value in vars(distribution).values():
-        if _holds_distributions(value):
-            found.extend([value] if isinstance(value, Distribution) else value)
-    return [d for d in found if isinstance(d, Distribution)]
+        if isinstance(value, Distribution):
+            yield value
+        elif isinstance(value, list | tuple):
+            yield from (v for v in value if isinstance(v, Distribution))
 
 
 def _numpyro_only(distribution: Distribution) -> bool:
@@ -83,7 +76,9 @@ def _without_validation(distribution: Distribution) -> Distribution:
     for name, value in vars(distribution).items():
         if isinstance(value, Distribution):
             setattr(unchecked, name, _without_validation(value))
-        elif _holds_distributions(value):
+        elif isinstance(value, list | tuple) and any(
+            isinstance(v, Distribution) for v in value
+        ):
             copies = (
                 _without_validation(v) if isinstance(v, Distribution) else v
                 for v in value
