@@ -8,8 +8,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
+
+from numpyro_pgm._compilation_cache import PRUNE_TO, prune_compilation_cache
 
 FIT_AND_REPORT = """
 import json, jax, numpyro, numpyro.distributions as dist
@@ -29,6 +32,8 @@ print(json.dumps({
     'dir': jax.config.jax_compilation_cache_dir,
     'enabled': jax.config.jax_enable_compilation_cache,
     'hits': sum(name.endswith('cache_hits') for name in events),
+    'requests': sum(name.endswith('compile_requests_use_cache') for name in events),
+    'max_size': jax.config.jax_compilation_cache_max_size,
     'mu': result.samples['mu'].tolist(),
 }))
 """
@@ -63,6 +68,79 @@ def test_a_second_process_loads_the_sampler_from_the_cache(tmp_path):
     assert second["hits"] >= 1
     # The same program, so the same draws.
     assert second["mu"] == first["mu"]
+
+
+def test_every_program_is_cached_the_small_eager_ones_included(tmp_path):
+    # A fit compiles the sampler and a few one-operation programs (the chains'
+    # keys, the draws' postprocessing), each well under 0.1 s; JAX's default
+    # threshold (1 s) or ours before (0.1 s) left those to be compiled again in
+    # every process.
+    folder = tmp_path / "cache"
+    first = fit_in_fresh_process(NUMPYRO_PGM_CACHE_DIR=str(folder))
+    second = fit_in_fresh_process(NUMPYRO_PGM_CACHE_DIR=str(folder))
+    assert first["requests"] >= 3
+    assert second["hits"] == second["requests"] == first["requests"]
+    # JAX writes uncapped: no access-time files, no scan of the folder per write.
+    assert first["max_size"] == -1
+    assert not list(folder.glob("*-atime"))
+
+
+def make_entries(folder, count, size=100):
+    """``count`` fake entries, entry i last used at time 1000 + i."""
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = folder / f"jit_f-{i:04d}-cache"
+        path.write_bytes(b"x" * size)
+        os.utime(path, (1000 + i, 1000 + i))
+        paths.append(path)
+    return paths
+
+
+def test_pruning_deletes_the_least_recently_used_entries_below_the_cap(tmp_path):
+    paths = make_entries(tmp_path, 10)
+    (tmp_path / "jit_f-0000-atime").write_bytes(b"12345678")
+    (tmp_path / "notes.txt").write_bytes(b"y" * 10_000)
+    deleted = prune_compilation_cache(tmp_path, max_bytes=500)
+    # 1000 bytes > 500: the oldest go until at most PRUNE_TO * 500 remain.
+    kept = int(PRUNE_TO * 500) // 100
+    assert deleted == 10 - kept
+    assert [p.exists() for p in paths] == [False] * (10 - kept) + [True] * kept
+    assert not (tmp_path / "jit_f-0000-atime").exists()
+    assert (tmp_path / "notes.txt").exists()
+
+
+def test_pruning_leaves_a_cache_within_its_cap_alone(tmp_path):
+    paths = make_entries(tmp_path, 5)
+    assert prune_compilation_cache(tmp_path, max_bytes=500) == 0
+    assert all(p.exists() for p in paths)
+
+
+def test_a_recent_read_keeps_an_old_entry(tmp_path):
+    paths = make_entries(tmp_path, 10)
+    # Written first but read last (access time now): it outlives the others.
+    os.utime(paths[0], (time.time(), 1000))
+    prune_compilation_cache(tmp_path, max_bytes=500)
+    assert paths[0].exists()
+    # The oldest by write time, so ordering by write time alone would delete it.
+    assert not paths[1].exists()
+
+
+def test_turning_the_cache_on_prunes_it_in_the_background(tmp_path):
+    folder = tmp_path / "cache"
+    make_entries(folder, 10)
+    script = f"""
+import threading, numpyro_pgm as pgm
+from numpyro_pgm import _compilation_cache
+_compilation_cache.MAX_CACHE_BYTES = 500
+pgm.enable_compilation_cache({str(folder)!r})
+for thread in threading.enumerate():
+    if thread.name == "numpyro_pgm-cache-prune":
+        thread.join()
+"""
+    run_python(script, NUMPYRO_PGM_CACHE_DIR="off")
+    remaining = sum(p.stat().st_size for p in folder.glob("*-cache"))
+    assert remaining <= PRUNE_TO * 500
 
 
 @pytest.mark.parametrize("value", ["off", "0", "", "None"])
