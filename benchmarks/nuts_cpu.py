@@ -21,7 +21,11 @@ empty), ``pgm-warm`` (the same again, its cache filled by the ``pgm`` run of the
 same repeat: every later run of the same model and data shapes), and, when a
 peer environment is given with ``--peer-python`` (a Python with ``pymc`` and
 ``nutpie``), ``pymc`` (``pm.sample()`` defaults) and ``nutpie``
-(``nutpie.sample(nutpie.compile_pymc_model(model))``). On ``logreg``,
+(``nutpie.sample(nutpie.compile_pymc_model(model))``). Where BlackJAX is installed
+(the ``bench`` extra), ``blackjax`` runs its NUTS as its documentation does: one
+jitted chain (Stan's window adaptation, 1000 steps, then 1000 draws in a ``scan``)
+on the NumPyro model's log density, called once per chain and so compiled once,
+from NumPyro's ``init_to_uniform`` starting points. On ``logreg``,
 ``pgm-laplace`` and ``pgm-svi`` time ``fit(method="laplace")`` and
 ``fit(method="svi")`` (AutoNormal, up to 10,000 steps with the plateau rule)
 against ``fit(method="nuts")``, on a first run ever and again with the cache that
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import importlib.util
 import json
 import os
 import shutil
@@ -51,6 +56,7 @@ from pathlib import Path
 
 WORKLOADS = ("logreg", "schools", "mixture")
 JAX_VARIANTS = ("numpyro-default", "numpyro-4-devices", "pgm", "pgm-warm")
+OPTIONAL_VARIANTS = {"blackjax": "blackjax"}  # variant: the module it needs
 PEER_VARIANTS = ("pymc", "nutpie")
 ROOT = Path(__file__).resolve().parents[1]
 SCHOOL_Y = [28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0]
@@ -193,7 +199,9 @@ def run_jax(workload: str, variant: str, seed: int) -> dict:
         pgm.fit(key, model, data=data, method=method, checks=False, **options)
         total = time.perf_counter() - start
         return {"seconds": total, "compile_seconds": sum(compile_seconds)}
-    if variant.startswith("numpyro"):
+    if variant == "blackjax":
+        samples = _blackjax_chains(model, data, key)
+    elif variant.startswith("numpyro"):
         from numpyro.infer import MCMC, NUTS
 
         mcmc = MCMC(
@@ -215,6 +223,36 @@ def run_jax(workload: str, variant: str, seed: int) -> dict:
         workload, ("w", "mu", "sigma")
     )
     return _record(total, sum(compile_seconds), {k: samples[k] for k in latent})
+
+
+def _blackjax_chains(model, data: dict, key, num_chains: int = 4) -> dict:
+    """4 BlackJAX NUTS chains of one jitted function; constrained draws by chain."""
+    import blackjax
+    import jax
+    from numpyro.infer.util import initialize_model
+
+    @jax.jit
+    def one_chain(chain_key):
+        init_key, warmup_key, sample_key = jax.random.split(chain_key, 3)
+        # NumPyro's init_to_uniform start and log density, inside the program.
+        info, potential_fn, postprocess_fn, _ = initialize_model(
+            init_key, model, model_kwargs=data
+        )
+        adaptation = blackjax.window_adaptation(
+            blackjax.nuts, lambda z: -potential_fn(z), target_acceptance_rate=0.8
+        )
+        (state, parameters), _ = adaptation.run(warmup_key, info.z, num_steps=1000)
+        step = blackjax.nuts(lambda z: -potential_fn(z), **parameters).step
+
+        def draw(state, step_key):
+            state, _ = step(step_key, state)
+            return state, state.position
+
+        _, positions = jax.lax.scan(draw, state, jax.random.split(sample_key, 1000))
+        return jax.vmap(postprocess_fn)(positions)
+
+    chains = [one_chain(k) for k in jax.random.split(key, num_chains)]
+    return jax.device_get(jax.tree.map(lambda *xs: jax.numpy.stack(xs), *chains))
 
 
 def run_peer(workload: str, variant: str, seed: int) -> dict:
@@ -334,7 +372,10 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from harness import write_section
 
-    variants = JAX_VARIANTS + (PEER_VARIANTS if args.peer_python else ())
+    optional = tuple(
+        v for v, module in OPTIONAL_VARIANTS.items() if importlib.util.find_spec(module)
+    )
+    variants = JAX_VARIANTS + optional + (PEER_VARIANTS if args.peer_python else ())
 
     def variants_of(workload: str) -> tuple[str, ...]:
         extra = ("pgm-laplace", "pgm-laplace-warm", "pgm-svi", "pgm-svi-warm")
@@ -374,7 +415,10 @@ def main() -> None:
         "`pgm` starts with an empty compilation cache (a first run ever), "
         "`pgm-warm` with the cache its `pgm` run filled (any later run of the "
         "same model and data shapes; its compile column is the time to load the "
-        "programs); NumPyro and the peers run without one, as by default.\n\n"
+        "programs); NumPyro and the peers run without one, as by default. "
+        "`blackjax` is BlackJAX's NUTS with Stan's window adaptation as its "
+        "documentation writes it, one jitted chain called once per chain (compiled "
+        "once), on the NumPyro model's log density.\n\n"
         "Reproduce: `python benchmarks/nuts_cpu.py --repeats 3 --peer-python "
         ".peers-venv/bin/python` (the peer venv: `python3.12 -m venv .peers-venv && "
         ".peers-venv/bin/pip install pymc nutpie`).\n\n" + "\n\n".join(tables)
