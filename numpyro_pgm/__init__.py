@@ -19,6 +19,9 @@ from ._compilation_cache import (  # noqa: E402
 from ._compilation_cache import (  # noqa: E402
     enable_compilation_cache as enable_compilation_cache,
 )
+from ._compilation_cache import (  # noqa: E402
+    prune_compilation_cache as prune_compilation_cache,
+)
 from ._validation import allow_missing as allow_missing  # noqa: E402
 from ._validation import missing_ok_arguments as missing_ok_arguments  # noqa: E402
 from .compare import Comparison as Comparison  # noqa: E402
@@ -52,6 +55,7 @@ __all__ = [
     "compare",
     "disable_compilation_cache",
     "enable_compilation_cache",
+    "prune_compilation_cache",
     "fit",
     "load",
     "missing_ok_arguments",

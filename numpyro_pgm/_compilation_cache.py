@@ -147,9 +147,26 @@ def prune_compilation_cache(
     -------
     int
         The number of entries deleted.
+
+    Raises
+    ------
+    ValueError
+        If ``directory`` is not a folder, or ``max_bytes`` is not an integer
+        >= 0.
     """
     if max_bytes is None:
         max_bytes = MAX_CACHE_BYTES
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
+        raise ValueError(
+            f"max_bytes must be an integer >= 0 (a size in bytes); got {max_bytes!r}. "
+            f"Pass e.g. 2**30 for 1 GiB, or leave it out for {MAX_CACHE_BYTES}."
+        )
+    if not os.path.isdir(directory):
+        raise ValueError(
+            f"directory must be an existing cache folder; got {str(directory)!r}, "
+            "which is not a folder. Pass the folder enable_compilation_cache "
+            "returned."
+        )
     entries = []
     with os.scandir(directory) as listing:
         for entry in listing:
@@ -180,7 +197,7 @@ def prune_compilation_cache(
 def _prune_in_background(path: Path) -> None:
     try:
         prune_compilation_cache(path)
-    except OSError as error:
+    except (OSError, ValueError) as error:
         warnings.warn(
             f"could not prune the compilation cache in {str(path)!r}: {error}. "
             "It may grow beyond its cap; delete the folder to start afresh.",

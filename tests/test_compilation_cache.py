@@ -116,6 +116,19 @@ def test_pruning_leaves_a_cache_within_its_cap_alone(tmp_path):
     assert all(p.exists() for p in paths)
 
 
+@pytest.mark.parametrize("max_bytes", [-1, 1.5, "1GB", True])
+def test_pruning_rejects_an_impossible_cap(tmp_path, max_bytes):
+    paths = make_entries(tmp_path, 3)
+    with pytest.raises(ValueError, match="max_bytes must be an integer >= 0"):
+        prune_compilation_cache(tmp_path, max_bytes=max_bytes)
+    assert all(p.exists() for p in paths)
+
+
+def test_pruning_names_a_folder_that_is_not_there(tmp_path):
+    with pytest.raises(ValueError, match="directory must be an existing"):
+        prune_compilation_cache(tmp_path / "missing", max_bytes=0)
+
+
 def test_a_recent_read_keeps_an_old_entry(tmp_path):
     paths = make_entries(tmp_path, 10)
     # Written first but read last (access time now): it outlives the others.
