@@ -133,7 +133,10 @@ def prune_compilation_cache(
     until the rest add up to at most ``PRUNE_TO * max_bytes``, so that the next
     processes do not prune again at once. Where the file system does not record
     reads (``noatime``), last use is the time of writing. Entries that another
-    process deletes meanwhile are skipped.
+    process deletes meanwhile are skipped. Empty entries, which a process
+    interrupted while writing one leaves behind, are deleted whatever the size
+    of the folder: JAX cannot read them, and would warn and compile the program
+    again in every later process without ever replacing them.
 
     Parameters
     ----------
@@ -167,7 +170,7 @@ def prune_compilation_cache(
             "which is not a folder. Pass the folder enable_compilation_cache "
             "returned."
         )
-    entries = []
+    entries, empty = [], []
     with os.scandir(directory) as listing:
         for entry in listing:
             if not entry.name.endswith(_ENTRY_SUFFIX):
@@ -176,22 +179,31 @@ def prune_compilation_cache(
                 info = entry.stat()
             except FileNotFoundError:
                 continue
+            if info.st_size == 0:
+                empty.append(entry.path)
+                continue
             last_use = max(info.st_atime, info.st_mtime)
             entries.append((last_use, info.st_size, entry.path))
+    for path in empty:
+        _remove_entry(path)
+    deleted = len(empty)
     total = sum(size for _, size, _ in entries)
     if total <= max_bytes:
-        return 0
-    deleted = 0
+        return deleted
     for _, size, path in sorted(entries):
         if total <= PRUNE_TO * max_bytes:
             break
-        # The entry, and the access-time file an earlier (JAX-capped) cache kept.
-        for stale in (path, path.removesuffix(_ENTRY_SUFFIX) + "-atime"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(stale)
+        _remove_entry(path)
         total -= size
         deleted += 1
     return deleted
+
+
+def _remove_entry(path: str) -> None:
+    """Delete an entry, and the access-time file an earlier (JAX-capped) cache kept."""
+    for stale in (path, path.removesuffix(_ENTRY_SUFFIX) + "-atime"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(stale)
 
 
 def _prune_in_background(path: Path) -> None:

@@ -116,6 +116,17 @@ def test_pruning_leaves_a_cache_within_its_cap_alone(tmp_path):
     assert all(p.exists() for p in paths)
 
 
+def test_pruning_deletes_empty_entries_whatever_the_size(tmp_path):
+    # An entry a process was interrupted writing: JAX cannot read it, and
+    # never replaces it (it skips keys whose file exists).
+    paths = make_entries(tmp_path, 3)
+    broken = tmp_path / "jit_g-0000-cache"
+    broken.write_bytes(b"")
+    assert prune_compilation_cache(tmp_path, max_bytes=10_000) == 1
+    assert not broken.exists()
+    assert all(p.exists() for p in paths)
+
+
 @pytest.mark.parametrize("max_bytes", [-1, 1.5, "1GB", True])
 def test_pruning_rejects_an_impossible_cap(tmp_path, max_bytes):
     paths = make_entries(tmp_path, 3)
