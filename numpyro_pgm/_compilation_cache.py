@@ -11,13 +11,19 @@ The cache keeps every program (:data:`MIN_COMPILE_SECONDS` is 0), of any JAX
 code in the process, the one-operation programs of eager JAX code included:
 NumPyro builds an AutoGuide eagerly, some 140-250 such programs that take
 2-4 s to compile in every new process (measured on the benchmark workloads).
-That is only affordable because the size cap is not JAX's own: JAX's capped
-cache lists, stats and reads the access time of every entry on each write
-(measured 13 ms per write at 1,000 entries, 34 ms at 3,000, more than
-compiling a small program). Here JAX writes uncapped (an existence check and
-one file per program), and :func:`prune_compilation_cache` brings the folder
-back under :data:`MAX_CACHE_BYTES` once per process, in a background thread
-when the cache is turned on, deleting the least recently used entries.
+That is only affordable because neither the store nor the size cap is JAX's
+own. JAX's capped store locks, lists, stats and reads the access time of every
+entry on each write (measured 13 ms per write at 1,000 entries, 34 ms at 3,000,
+more than compiling a small program); its uncapped store writes entries in
+place, so processes that share a folder read each other's half-written entries
+and warn. Here JAX stores through :class:`numpyro_pgm._atomic_cache.AtomicFileCache`
+(atomic writes, no locks, no scans), and :func:`prune_compilation_cache` brings
+the folder back under :data:`MAX_CACHE_BYTES` once per process, in a background
+thread when the cache is turned on, deleting the least recently used entries.
+JAX offers no public hook for a store, so this one is installed through JAX's
+internals; where they are missing (another JAX version), the cache falls back to
+JAX's capped store and to programs that took at least
+:data:`FALLBACK_MIN_COMPILE_SECONDS` to compile.
 
 Nothing is changed when:
 
@@ -38,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -53,9 +60,12 @@ __all__ = [
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "numpyro_pgm" / "jax"
 MIN_COMPILE_SECONDS = 0.0
+FALLBACK_MIN_COMPILE_SECONDS = 0.1
 MAX_CACHE_BYTES = 2**30
 PRUNE_TO = 0.8
-_ENTRY_SUFFIX = "-cache"
+ENTRY_SUFFIX = "-cache"
+TEMPORARY_SUFFIX = ".partial"
+STALE_TEMPORARY_SECONDS = 3600.0
 _ENVIRONMENT = "NUMPYRO_PGM_CACHE_DIR"
 _OFF = ("", "0", "off", "false", "none")
 
@@ -108,19 +118,50 @@ def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path
         ) from error
     jax.config.update("jax_enable_compilation_cache", True)
     jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
-    # -1: JAX neither caps nor tracks access times; the pruning below does.
-    jax.config.update("jax_compilation_cache_max_size", -1)
     # JAX decides once per process, at its first compilation, whether it uses a
     # cache: start that decision afresh so the folder takes effect now.
     compilation_cache.reset_cache()
-    threading.Thread(
-        target=_prune_in_background,
-        args=(path,),
-        name="numpyro_pgm-cache-prune",
-        daemon=True,
-    ).start()
+    if _install_atomic_store(path):
+        jax.config.update(
+            "jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS
+        )
+        # Uncapped: should JAX rebuild its own store (after a reset_cache), it
+        # must not scan the folder on every write either.
+        jax.config.update("jax_compilation_cache_max_size", -1)
+        threading.Thread(
+            target=_prune_in_background,
+            args=(path,),
+            name="numpyro_pgm-cache-prune",
+            daemon=True,
+        ).start()
+    else:
+        jax.config.update(
+            "jax_persistent_cache_min_compile_time_secs", FALLBACK_MIN_COMPILE_SECONDS
+        )
+        jax.config.update("jax_compilation_cache_max_size", MAX_CACHE_BYTES)
     return path
+
+
+def _install_atomic_store(path: Path) -> bool:
+    """Make JAX's compilation cache store through :class:`AtomicFileCache`.
+
+    JAX has no public hook for a store: this sets the module state that its
+    first compilation would otherwise fill with its own file store. Returns
+    False, changing nothing, where that state is not there (another JAX).
+    """
+    try:
+        from jax._src import compilation_cache as jax_cache
+
+        from ._atomic_cache import AtomicFileCache
+    except ImportError:
+        return False
+    names = ("_cache", "_cache_initialized", "_cache_initialized_mutex")
+    if not all(hasattr(jax_cache, name) for name in names):
+        return False
+    with jax_cache._cache_initialized_mutex:
+        jax_cache._cache = AtomicFileCache(path)
+        jax_cache._cache_initialized = True
+    return True
 
 
 def prune_compilation_cache(
@@ -133,10 +174,12 @@ def prune_compilation_cache(
     until the rest add up to at most ``PRUNE_TO * max_bytes``, so that the next
     processes do not prune again at once. Where the file system does not record
     reads (``noatime``), last use is the time of writing. Entries that another
-    process deletes meanwhile are skipped. Empty entries, which a process
-    interrupted while writing one leaves behind, are deleted whatever the size
-    of the folder: JAX cannot read them, and would warn and compile the program
-    again in every later process without ever replacing them.
+    process deletes meanwhile are skipped. Empty entries (which JAX's own
+    store leaves when a write is interrupted: JAX cannot read them, and would
+    warn and compile the program again in every later process without ever
+    replacing them) are deleted whatever the size of the folder, and so are
+    temporary files older than :data:`STALE_TEMPORARY_SECONDS` (a process
+    killed while :class:`~numpyro_pgm._atomic_cache.AtomicFileCache` wrote).
 
     Parameters
     ----------
@@ -171,13 +214,22 @@ def prune_compilation_cache(
             "returned."
         )
     entries, empty = [], []
+    stale_before = time.time() - STALE_TEMPORARY_SECONDS
     with os.scandir(directory) as listing:
         for entry in listing:
-            if not entry.name.endswith(_ENTRY_SUFFIX):
+            is_temporary = entry.name.endswith(TEMPORARY_SUFFIX)
+            if not (is_temporary or entry.name.endswith(ENTRY_SUFFIX)):
                 continue
             try:
                 info = entry.stat()
             except FileNotFoundError:
+                continue
+            if is_temporary:
+                # Left by a process killed mid-write; a live write takes
+                # milliseconds.
+                if info.st_mtime < stale_before:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(entry.path)
                 continue
             if info.st_size == 0:
                 empty.append(entry.path)
@@ -201,7 +253,7 @@ def prune_compilation_cache(
 
 def _remove_entry(path: str) -> None:
     """Delete an entry, and the access-time file an earlier (JAX-capped) cache kept."""
-    for stale in (path, path.removesuffix(_ENTRY_SUFFIX) + "-atime"):
+    for stale in (path, path.removesuffix(ENTRY_SUFFIX) + "-atime"):
         with contextlib.suppress(FileNotFoundError):
             os.remove(stale)
 

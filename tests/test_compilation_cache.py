@@ -12,7 +12,13 @@ import time
 
 import pytest
 
-from numpyro_pgm._compilation_cache import PRUNE_TO, prune_compilation_cache
+from numpyro_pgm._atomic_cache import AtomicFileCache
+from numpyro_pgm._compilation_cache import (
+    PRUNE_TO,
+    STALE_TEMPORARY_SECONDS,
+    TEMPORARY_SUFFIX,
+    prune_compilation_cache,
+)
 
 FIT_AND_REPORT = """
 import json, jax, numpyro, numpyro.distributions as dist
@@ -34,6 +40,8 @@ print(json.dumps({
     'hits': sum(name.endswith('cache_hits') for name in events),
     'requests': sum(name.endswith('compile_requests_use_cache') for name in events),
     'max_size': jax.config.jax_compilation_cache_max_size,
+    'store': type(__import__('jax._src.compilation_cache',
+                             fromlist=['_cache'])._cache).__name__,
     'mu': result.samples['mu'].tolist(),
 }))
 """
@@ -80,9 +88,100 @@ def test_every_program_is_cached_the_small_eager_ones_included(tmp_path):
     second = fit_in_fresh_process(NUMPYRO_PGM_CACHE_DIR=str(folder))
     assert first["requests"] >= 3
     assert second["hits"] == second["requests"] == first["requests"]
-    # JAX writes uncapped: no access-time files, no scan of the folder per write.
+    # Our store: no access-time files, no scan of the folder per write, and
+    # (a JAX upgrade that moved its internals would show here) really in use.
+    assert first["store"] == second["store"] == "AtomicFileCache"
     assert first["max_size"] == -1
     assert not list(folder.glob("*-atime"))
+
+
+def test_without_jax_internals_the_cache_falls_back_to_jax_capped_store(tmp_path):
+    script = f"""
+import jax
+from numpyro_pgm import _compilation_cache
+_compilation_cache._install_atomic_store = lambda path: False
+_compilation_cache.enable_compilation_cache({str(tmp_path)!r})
+print(jax.config.jax_persistent_cache_min_compile_time_secs,
+      jax.config.jax_compilation_cache_max_size)
+"""
+    output = run_python(script, NUMPYRO_PGM_CACHE_DIR="off").stdout.split()
+    assert output == ["0.1", str(2**30)]
+
+
+def test_the_store_renames_a_complete_file_into_place(tmp_path, monkeypatch):
+    store = AtomicFileCache(tmp_path)
+    seen = []
+    real_replace = os.replace
+
+    def replace(source, target):
+        # At the rename the entry is not there yet and the temporary is whole.
+        with open(source, "rb") as handle:
+            seen.append((os.path.exists(target), handle.read()))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    store.put("k1", b"compiled program")
+    assert seen == [(False, b"compiled program")]
+    assert store.get("k1") == b"compiled program"
+    assert store.get("k2") is None
+    store.put("k1", b"another")  # an existing key is kept, as in JAX's store
+    assert store.get("k1") == b"compiled program"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k1-cache"]
+
+
+class HalfWrite:
+    """A file handle interrupted (Ctrl-C) halfway through its write."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+    def write(self, value):
+        self.handle.write(value[: len(value) // 2])
+        self.handle.flush()
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_write_leaves_no_entry(tmp_path, monkeypatch):
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda *a, **k: HalfWrite(real_fdopen(*a, **k)))
+    with pytest.raises(KeyboardInterrupt):
+        AtomicFileCache(tmp_path).put("k1", b"compiled program")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_jax_own_uncapped_store_leaves_a_truncated_entry(tmp_path, monkeypatch):
+    # What the store above is for: JAX's store, interrupted the same way.
+    from pathlib import Path
+
+    from jax._src.lru_cache import LRUCache
+
+    def write_bytes(self, value):
+        with open(self, "wb") as handle:
+            HalfWrite(handle).write(value)
+
+    store = LRUCache(str(tmp_path), max_size=-1)
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
+    with pytest.raises(KeyboardInterrupt):
+        store.put("k1", b"compiled program")
+    assert (tmp_path / "k1-cache").read_bytes() == b"compiled"
+
+
+def test_pruning_deletes_stale_temporaries_only(tmp_path):
+    stale = tmp_path / f".k1-abc{TEMPORARY_SUFFIX}"
+    live = tmp_path / f".k2-def{TEMPORARY_SUFFIX}"
+    for path in (stale, live):
+        path.write_bytes(b"partial")
+    old = time.time() - 2 * STALE_TEMPORARY_SECONDS
+    os.utime(stale, (old, old))
+    assert prune_compilation_cache(tmp_path, max_bytes=10_000) == 0
+    assert not stale.exists()
+    assert live.exists()
 
 
 def make_entries(folder, count, size=100):
