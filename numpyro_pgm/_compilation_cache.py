@@ -228,8 +228,7 @@ def prune_compilation_cache(
                 # Left by a process killed mid-write; a live write takes
                 # milliseconds.
                 if info.st_mtime < stale_before:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.remove(entry.path)
+                    _remove(entry.path)
                 continue
             if info.st_size == 0:
                 empty.append(entry.path)
@@ -253,9 +252,14 @@ def prune_compilation_cache(
 
 def _remove_entry(path: str) -> None:
     """Delete an entry, and the access-time file an earlier (JAX-capped) cache kept."""
-    for stale in (path, path.removesuffix(ENTRY_SUFFIX) + "-atime"):
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(stale)
+    _remove(path)
+    _remove(path.removesuffix(ENTRY_SUFFIX) + "-atime")
+
+
+def _remove(path: str) -> None:
+    """Delete a file another process may have deleted already."""
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
 
 
 def _prune_in_background(path: Path) -> None:

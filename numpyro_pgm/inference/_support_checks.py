@@ -149,16 +149,21 @@ class _CheckedOnce(Distribution):
         return jnp.where(valid, self._unchecked.log_prob(value), -jnp.inf)
 
 
+def _checkable(site: Mapping[str, Any]) -> bool:
+    """Whether ``site`` is observed, by a distribution of NumPyro's own classes."""
+    fn = site.get("fn")
+    return (
+        site["type"] == "sample"
+        and site["is_observed"]
+        and isinstance(fn, Distribution)
+        and not isinstance(fn, Unit | _CheckedOnce)
+        and _numpyro_only(fn)
+    )
+
+
 class _HoistObservedChecks(Messenger):
     def process_message(self, msg: dict) -> None:
-        if (
-            msg["type"] == "sample"
-            and msg["is_observed"]
-            and isinstance(msg["fn"], Distribution)
-            and msg["fn"]._validate_args
-            and not isinstance(msg["fn"], Unit | _CheckedOnce)
-            and _numpyro_only(msg["fn"])
-        ):
+        if _checkable(msg) and msg["fn"]._validate_args:
             msg["fn"] = _CheckedOnce(msg["fn"])
 
 
@@ -211,15 +216,9 @@ def check_observed_support(
     """
     nan_ok = set(nan_ok_sites)
     for name, site in model_trace.items():
-        fn = site.get("fn")
-        if (
-            site["type"] != "sample"
-            or not site["is_observed"]
-            or not isinstance(fn, Distribution)
-            or isinstance(fn, Unit)
-            or not _numpyro_only(fn)
-        ):
+        if not _checkable(site):
             continue
+        fn = site["fn"]
         outside = _outside_support(fn, site["value"], allow_nan=name in nan_ok)
         if outside is None or not outside.any():
             continue
