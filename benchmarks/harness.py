@@ -26,10 +26,13 @@ def run_variants(
     *,
     repeats: int,
     extra_args: Sequence[str] = (),
+    pythons: Mapping[str, str] | None = None,
 ) -> dict[str, list[dict]]:
     """Run ``script --variant V`` for each variant, ``repeats`` times, interleaved.
 
     The script must print one JSON object on its last line of standard output.
+    ``pythons`` maps a variant to the interpreter that runs it (a peer library's
+    environment); the others run with this one.
     Each process starts without numpyro_pgm's persistent compilation cache
     (``NUMPYRO_PGM_CACHE_DIR=off``), so its compile times are a first run's.
     """
@@ -38,7 +41,13 @@ def run_variants(
     for repeat in range(repeats):
         for variant in variants:
             completed = subprocess.run(
-                [sys.executable, str(script), "--variant", variant, *extra_args],
+                [
+                    (pythons or {}).get(variant, sys.executable),
+                    str(script),
+                    "--variant",
+                    variant,
+                    *extra_args,
+                ],
                 check=True,
                 capture_output=True,
                 text=True,

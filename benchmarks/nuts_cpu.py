@@ -318,29 +318,22 @@ def _run_variant(
 
 
 def _table(workload: str, rows: dict) -> str:
-    baseline = rows["numpyro-default"]
-    lines = [
-        "| variant | total s | ratio | compile s | ratio | min ESS | min-ESS/s | ratio "
-        "| min-ESS/s without compile | ratio |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+    from harness import markdown_table
+
+    columns = [
+        ("seconds", "total s", ".1f"),
+        ("compile_seconds", "compile s", ".1f"),
+        ("min_ess", "min ESS", ".0f"),
+        ("ess_per_second", "min-ESS/s", ".0f"),
+        ("ess_per_second_no_compile", "min-ESS/s without compile", ".0f"),
     ]
-    for variant, row in rows.items():
-        if "min_ess" not in row:
-            continue
-        cells = [
-            variant,
-            f"{row['seconds']:.1f}",
-            f"{row['seconds'] / baseline['seconds']:.2f}",
-            f"{row['compile_seconds']:.1f}",
-            f"{row['compile_seconds'] / baseline['compile_seconds']:.2f}",
-            f"{row['min_ess']:.0f}",
-            f"{row['ess_per_second']:.0f}",
-            f"{row['ess_per_second'] / baseline['ess_per_second']:.2f}",
-            f"{row['ess_per_second_no_compile']:.0f}",
-            f"{row['ess_per_second_no_compile'] / baseline['ess_per_second_no_compile']:.2f}",  # noqa: E501
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    text = f"### {workload}\n\n" + "\n".join(lines)
+    table = markdown_table(
+        {v: row for v, row in rows.items() if "min_ess" in row},  # not Laplace, SVI
+        columns,
+        baseline="numpyro-default",
+        ratio_of=[c[0] for c in columns if c[0] != "min_ess"],
+    )
+    text = f"### {workload}\n\n{table}"
     for variant, label in (
         ("pgm-laplace", 'fit(method="laplace")'),
         ("pgm-svi", 'fit(method="svi", guide="normal")'),

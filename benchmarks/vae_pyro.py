@@ -207,52 +207,35 @@ def _record(stamps: list[float], last_elbo: float, test_elbo: float) -> dict:
     }
 
 
-def _run_variant(variant: str, num_epochs: int, peer_python: str | None) -> dict:
-    python = peer_python if variant in PEER_VARIANTS else sys.executable
-    completed = subprocess.run(
-        [python, __file__, "--single", variant, "--num-epochs", str(num_epochs)],
-        check=True,
-        capture_output=True,
-        text=True,
-        # A first run's compile times: no persistent compilation cache.
-        env={**os.environ, "NUMPYRO_PGM_CACHE_DIR": "off"},
-    )
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--num-epochs", type=int, default=40)
     parser.add_argument("--peer-python", default=None)
-    parser.add_argument("--single", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--variant", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/vae.md"))
     args = parser.parse_args()
-    if args.single:
-        if args.single in PEER_VARIANTS:
-            threads = 1 if args.single == "pyro-1-thread" else None
+    if args.variant:
+        if args.variant in PEER_VARIANTS:
+            threads = 1 if args.variant == "pyro-1-thread" else None
             record = run_pyro(args.num_epochs, threads)
         else:
-            record = run_jax(args.single, args.num_epochs)
+            record = run_jax(args.variant, args.num_epochs)
         print(json.dumps(record))
         return
 
-    import statistics
-
     sys.path.insert(0, str(Path(__file__).parent))
-    from harness import markdown_table
+    from harness import markdown_table, medians, run_variants
 
     variants = VARIANTS + (PEER_VARIANTS if args.peer_python else ())
-    runs: dict[str, list[dict]] = {v: [] for v in variants}
-    for repeat in range(args.repeats):
-        for variant in variants:
-            record = _run_variant(variant, args.num_epochs, args.peer_python)
-            runs[variant].append(record)
-            print(f"repeat {repeat + 1} {variant}: {record}", file=sys.stderr)
-    rows = {
-        v: {k: statistics.median(r[k] for r in records) for k in records[0]}
-        for v, records in runs.items()
-    }
+    runs = run_variants(
+        Path(__file__),
+        variants,
+        repeats=args.repeats,
+        extra_args=("--num-epochs", str(args.num_epochs)),
+        pythons={v: args.peer_python for v in PEER_VARIANTS},
+    )
+    rows = medians(runs)
     table = markdown_table(
         rows,
         [
